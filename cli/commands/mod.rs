@@ -1,0 +1,187 @@
+//! The subcommands, one module each, and what they share: how a configuration is loaded (with
+//! variables from `-var`, `-var-file` and `MLOPS_VAR_*`) and how diagnostics are printed.
+
+mod compile;
+mod fmt;
+mod graph;
+mod schema;
+mod validate;
+
+use clap::{Args, Parser, Subcommand};
+use mlops_compiler::diagnostic::Diagnostics;
+use mlops_compiler::source::SourceMap;
+use mlops_compiler::value::Value;
+use mlops_compiler::{Compilation, Options};
+use std::io::IsTerminal;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+/// Infrastructure-as-code for machine-learning systems.
+#[derive(Debug, Parser)]
+#[command(name = "mlops", version, about, propagate_version = true)]
+pub struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Check a configuration and report every problem.
+    Validate(validate::Validate),
+    /// Rewrite configuration files in the canonical style.
+    Fmt(fmt::Fmt),
+    /// Print the dependency graph.
+    Graph(graph::GraphCmd),
+    /// Compile a configuration to its SystemSpec (JSON).
+    Compile(compile::CompileCmd),
+    /// Print the JSON Schema (or the Markdown reference) of the language.
+    Schema(schema::SchemaCmd),
+}
+
+impl Cli {
+    /// Runs the chosen subcommand.
+    pub fn run(self) -> Result<ExitCode, String> {
+        match self.command {
+            Command::Validate(c) => c.run(),
+            Command::Fmt(c) => c.run(),
+            Command::Graph(c) => c.run(),
+            Command::Compile(c) => c.run(),
+            Command::Schema(c) => c.run(),
+        }
+    }
+}
+
+/// Where the configuration is and which variables it gets.
+#[derive(Debug, Args)]
+pub struct ConfigArgs {
+    /// Directory holding the *.mlops.hcl files.
+    #[arg(default_value = ".")]
+    pub dir: PathBuf,
+    /// Set a root variable: `-var name=value` (value parsed as HCL, else taken as a string).
+    #[arg(long = "var", value_name = "NAME=VALUE")]
+    pub vars: Vec<String>,
+    /// Read root variables from a file of `name = value` lines (HCL) or a JSON object.
+    #[arg(long = "var-file", value_name = "FILE")]
+    pub var_files: Vec<PathBuf>,
+}
+
+impl ConfigArgs {
+    /// Compiles the configuration with its variables.
+    pub fn compile(&self) -> Result<Compilation, String> {
+        let options = Options { vars: self.variables()?, display_base: std::env::current_dir().ok() };
+        Ok(mlops_compiler::compile(&self.dir, &options))
+    }
+
+    /// Variables in increasing precedence: environment, files, then `-var`.
+    fn variables(&self) -> Result<indexmap::IndexMap<String, Value>, String> {
+        let mut vars = indexmap::IndexMap::new();
+        let mut env: Vec<(String, String)> =
+            std::env::vars().filter_map(|(k, v)| k.strip_prefix("MLOPS_VAR_").map(|n| (n.to_string(), v))).collect();
+        env.sort();
+        for (name, raw) in env {
+            vars.insert(name, parse_value(&raw));
+        }
+        for file in &self.var_files {
+            let text = std::fs::read_to_string(file).map_err(|e| format!("cannot read {}: {e}", file.display()))?;
+            for (k, v) in parse_var_file(&text).map_err(|e| format!("{}: {e}", file.display()))? {
+                vars.insert(k, v);
+            }
+        }
+        for v in &self.vars {
+            let (name, raw) =
+                v.split_once('=').ok_or_else(|| format!("-var {v:?}: expected NAME=VALUE, e.g. -var drift_threshold=0.3"))?;
+            vars.insert(name.trim().to_string(), parse_value(raw));
+        }
+        Ok(vars)
+    }
+}
+
+/// A `-var` value: an HCL literal (number, bool, list, object, quoted string) if it parses as
+/// one without references, otherwise the raw text as a string.
+fn parse_value(raw: &str) -> Value {
+    if let Ok(json) = serde_json::from_str::<serde_json::Value>(raw) {
+        return Value::from_json(&json);
+    }
+    if let Ok(body) = hcl_edit::parser::parse_body(&format!("v = {raw}\n")) {
+        if let Some(Ok(v)) = body.get_attribute("v").map(|a| literal(&a.value)) {
+            return v;
+        }
+    }
+    Value::String(raw.to_string())
+}
+
+fn literal(expr: &hcl_edit::expr::Expression) -> Result<Value, ()> {
+    use hcl_edit::expr::{Expression, ObjectKey};
+    Ok(match expr {
+        Expression::Null(_) => Value::Null,
+        Expression::Bool(b) => Value::Bool(*b.value()),
+        Expression::Number(n) => Value::Number(n.value().as_f64().ok_or(())?),
+        Expression::String(s) => Value::String(s.value().clone()),
+        Expression::Array(a) => Value::List(a.iter().map(literal).collect::<Result<_, _>>()?),
+        Expression::Object(o) => Value::Object(
+            o.iter()
+                .map(|(k, v)| {
+                    let key = match k {
+                        ObjectKey::Ident(i) => i.as_str().to_string(),
+                        ObjectKey::Expression(Expression::String(s)) => s.value().clone(),
+                        _ => return Err(()),
+                    };
+                    Ok((key, literal(v.expr())?))
+                })
+                .collect::<Result<_, _>>()?,
+        ),
+        _ => return Err(()),
+    })
+}
+
+fn parse_var_file(text: &str) -> Result<Vec<(String, Value)>, String> {
+    if text.trim_start().starts_with('{') {
+        let json: serde_json::Value = serde_json::from_str(text).map_err(|e| format!("invalid JSON: {e}"))?;
+        let obj = json.as_object().ok_or("expected a JSON object of variable values")?;
+        return Ok(obj.iter().map(|(k, v)| (k.clone(), Value::from_json(v))).collect());
+    }
+    let body = hcl_edit::parser::parse_body(text).map_err(|e| format!("invalid HCL: {}", e.message()))?;
+    body.attributes()
+        .map(|a| {
+            literal(&a.value)
+                .map(|v| (a.key.as_str().to_string(), v))
+                .map_err(|_| format!("`{}` must be a literal value (no references or functions)", a.key.as_str()))
+        })
+        .collect()
+}
+
+/// Output format of diagnostics.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum DiagFormat {
+    /// Rendered for people.
+    Human,
+    /// A JSON document for editors and CI.
+    Json,
+}
+
+/// Prints diagnostics to stderr for people (colour on terminals, unless NO_COLOR is set).
+pub fn print_diagnostics(diags: &Diagnostics, sources: &SourceMap) {
+    if diags.is_empty() {
+        return;
+    }
+    let color = std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none();
+    eprint!("{}", diags.render(sources, color));
+}
+
+/// A one-line summary: "2 errors, 1 warning".
+pub fn summary(diags: &Diagnostics) -> String {
+    let plural = |n: usize, w: &str| format!("{n} {w}{}", if n == 1 { "" } else { "s" });
+    format!("{}, {}", plural(diags.error_count(), "error"), plural(diags.warning_count(), "warning"))
+}
+
+/// Writes `text` to `path` atomically (temporary file, then rename), so a reader never sees
+/// half a file.
+pub fn write_atomic(path: &Path, text: &str) -> Result<(), String> {
+    let dir = path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
+    let tmp = dir.join(format!(".{}.tmp-{}", path.file_name().and_then(|n| n.to_str()).unwrap_or("out"), std::process::id()));
+    std::fs::write(&tmp, text).map_err(|e| format!("cannot write {}: {e}", tmp.display()))?;
+    std::fs::rename(&tmp, path).map_err(|e| {
+        let _ = std::fs::remove_file(&tmp);
+        format!("cannot write {}: {e}", path.display())
+    })
+}
