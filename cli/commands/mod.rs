@@ -88,8 +88,9 @@ impl ConfigArgs {
             }
         }
         for v in &self.vars {
-            let (name, raw) =
-                v.split_once('=').ok_or_else(|| format!("-var {v:?}: expected NAME=VALUE, e.g. -var drift_threshold=0.3"))?;
+            let (name, raw) = v
+                .split_once('=')
+                .ok_or_else(|| format!("-var {v:?}: expected NAME=VALUE, e.g. -var drift_threshold=0.3"))?;
             vars.insert(name.trim().to_string(), parse_value(raw));
         }
         Ok(vars)
@@ -178,7 +179,8 @@ pub fn summary(diags: &Diagnostics) -> String {
 /// half a file.
 pub fn write_atomic(path: &Path, text: &str) -> Result<(), String> {
     let dir = path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
-    let tmp = dir.join(format!(".{}.tmp-{}", path.file_name().and_then(|n| n.to_str()).unwrap_or("out"), std::process::id()));
+    let tmp =
+        dir.join(format!(".{}.tmp-{}", path.file_name().and_then(|n| n.to_str()).unwrap_or("out"), std::process::id()));
     std::fs::write(&tmp, text).map_err(|e| format!("cannot write {}: {e}", tmp.display()))?;
     std::fs::rename(&tmp, path).map_err(|e| {
         let _ = std::fs::remove_file(&tmp);

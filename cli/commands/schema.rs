@@ -24,7 +24,10 @@ impl SchemaCmd {
     pub fn run(self) -> Result<ExitCode, String> {
         match self.format {
             SchemaFormat::Json => {
-                println!("{}", serde_json::to_string_pretty(&mlops_compiler::json_schema::json_schema()).expect("serialisable"))
+                println!(
+                    "{}",
+                    serde_json::to_string_pretty(&mlops_compiler::json_schema::json_schema()).expect("serialisable")
+                )
             }
             SchemaFormat::Markdown => print!("{}", mlops_compiler::json_schema::markdown_reference()),
         }

@@ -9,9 +9,7 @@ use crate::functions::{self, FunctionContext};
 use crate::source::{FileId, Span};
 use crate::suggest::did_you_mean;
 use crate::value::{format_number, Value};
-use hcl_edit::expr::{
-    BinaryOperator, Expression, ForExpr, ObjectKey, TraversalOperator, UnaryOperator,
-};
+use hcl_edit::expr::{BinaryOperator, Expression, ForExpr, ObjectKey, TraversalOperator, UnaryOperator};
 use hcl_edit::template::{Directive, Element, Template};
 use indexmap::IndexMap;
 use std::path::Path;
@@ -156,9 +154,9 @@ impl<'r, R: Resolver + ?Sized> Evaluator<'r, R> {
                     Ok(Value::Object(out))
                 }
             }
-            Expression::StringTemplate(t) => self.template(t, self.span(expr)),
+            Expression::StringTemplate(t) => self.template(t),
             Expression::HeredocTemplate(h) => {
-                let s = self.template(&h.template, self.span(expr))?;
+                let s = self.template(&h.template)?;
                 match (h.indent(), s) {
                     (Some(indent), Value::String(s)) => Ok(Value::String(dedent(&s, indent))),
                     (_, v) => Ok(v),
@@ -440,9 +438,7 @@ impl<'r, R: Resolver + ?Sized> Evaluator<'r, R> {
             Ok(v) => Ok(v),
             Err(e) => {
                 let at = e.arg.and_then(|i| spans.get(i).copied()).unwrap_or(span);
-                let d = self
-                    .error(codes::FUNCTION_ERROR, at, format!("{name}(): {}", e.message))
-                    .maybe_help(e.help);
+                let d = self.error(codes::FUNCTION_ERROR, at, format!("{name}(): {}", e.message)).maybe_help(e.help);
                 Err(self.report(d))
             }
         }
@@ -516,7 +512,11 @@ impl<'r, R: Resolver + ?Sized> Evaluator<'r, R> {
                         }
                     } else if obj.contains_key(&key) {
                         let d = self
-                            .error(codes::INVALID_OPERATION, self.span(ke), format!("duplicate key `{key}` in `for` expression"))
+                            .error(
+                                codes::INVALID_OPERATION,
+                                self.span(ke),
+                                format!("duplicate key `{key}` in `for` expression"),
+                            )
                             .help("use `...` after the value to group values with the same key");
                         result = Err(self.report(d));
                         break;
@@ -531,17 +531,17 @@ impl<'r, R: Resolver + ?Sized> Evaluator<'r, R> {
         Ok(if f.key_expr.is_some() { Value::Object(obj) } else { Value::List(list) })
     }
 
-    fn template(&mut self, t: &Template, span: Span) -> EvalResult {
+    fn template(&mut self, t: &Template) -> EvalResult {
         // A template that is one interpolation keeps the value's type (`"${var.n}"` is a number).
         if let Some(Element::Interpolation(i)) = t.as_single_element() {
             return self.eval(&i.expr);
         }
         let mut out = String::new();
-        self.template_into(t, span, &mut out)?;
+        self.template_into(t, &mut out)?;
         Ok(Value::String(out))
     }
 
-    fn template_into(&mut self, t: &Template, span: Span, out: &mut String) -> Result<(), Reported> {
+    fn template_into(&mut self, t: &Template, out: &mut String) -> Result<(), Reported> {
         for el in t.iter() {
             match el {
                 Element::Literal(l) => out.push_str(l.value()),
@@ -553,10 +553,10 @@ impl<'r, R: Resolver + ?Sized> Evaluator<'r, R> {
                     Directive::If(ifd) => {
                         let c = self.eval(&ifd.if_expr.cond_expr)?;
                         match c {
-                            Value::Bool(true) => self.template_into(&ifd.if_expr.template, span, out)?,
+                            Value::Bool(true) => self.template_into(&ifd.if_expr.template, out)?,
                             Value::Bool(false) => {
                                 if let Some(e) = &ifd.else_expr {
-                                    self.template_into(&e.template, span, out)?;
+                                    self.template_into(&e.template, out)?;
                                 }
                             }
                             other => {
@@ -593,7 +593,7 @@ impl<'r, R: Resolver + ?Sized> Evaluator<'r, R> {
                                 self.bindings.push((kv.as_str().to_string(), k));
                             }
                             self.bindings.push((fe.value_var.as_str().to_string(), v));
-                            let r = self.template_into(&fe.template, span, out);
+                            let r = self.template_into(&fe.template, out);
                             if r.is_err() {
                                 self.bindings.truncate(mark);
                                 return r;

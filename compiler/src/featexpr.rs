@@ -187,11 +187,15 @@ impl Parser<'_> {
             }
             Some(c) if c.is_ascii_digit() || c == b'.' => {
                 let start = self.i;
-                while self.i < self.s.len() && (self.s[self.i].is_ascii_digit() || matches!(self.s[self.i], b'.' | b'e' | b'E')) {
+                while self.i < self.s.len()
+                    && (self.s[self.i].is_ascii_digit() || matches!(self.s[self.i], b'.' | b'e' | b'E'))
+                {
                     self.i += 1;
                 }
                 let text = std::str::from_utf8(&self.s[start..self.i]).unwrap_or("");
-                text.parse::<f64>().map(Expr::Num).map_err(|_| ExprError { message: format!("`{text}` is not a number"), offset: start })
+                text.parse::<f64>()
+                    .map(Expr::Num)
+                    .map_err(|_| ExprError { message: format!("`{text}` is not a number"), offset: start })
             }
             Some(c) if c.is_ascii_alphabetic() || c == b'_' => {
                 let start = self.i;
@@ -225,7 +229,10 @@ impl Parser<'_> {
                 }
                 self.i += 1;
                 if args.len() != *arity {
-                    return Err(ExprError { message: format!("`{name}` takes {arity} argument(s), got {}", args.len()), offset: start });
+                    return Err(ExprError {
+                        message: format!("`{name}` takes {arity} argument(s), got {}", args.len()),
+                        offset: start,
+                    });
                 }
                 Ok(Expr::Call(name, args))
             }

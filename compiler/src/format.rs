@@ -47,25 +47,18 @@ impl std::error::Error for FormatError {}
 /// A [`FormatError`] with the parser's message and byte offset into `text` if `text` is not
 /// valid HCL.
 pub fn format_source(text: &str) -> Result<String, FormatError> {
-    let parsed = parse_body(text).map_err(|err| FormatError {
-        message: err.message().to_owned(),
-        offset: err.location().offset(),
-    })?;
+    let parsed = parse_body(text)
+        .map_err(|err| FormatError { message: err.message().to_owned(), offset: err.location().offset() })?;
     // CRLF → LF first, so everything downstream sees one kind of line ending. This changes the
     // value of heredocs written with CRLF, which is the point: the file becomes LF-only.
     let normalized = text.replace("\r\n", "\n");
-    let reference = if normalized.len() == text.len() {
-        Some(parsed)
-    } else {
-        parse_body(&normalized).ok()
-    };
+    let reference = if normalized.len() == text.len() { Some(parsed) } else { parse_body(&normalized).ok() };
     let Some(mut reference) = reference else {
         return Ok(text.to_owned());
     };
     let formatted = format_valid(&normalized);
     // Safety net: a lexer corner case must never change what the file means.
-    let equivalent =
-        parse_body(&formatted).is_ok_and(|mut body| same_meaning(&mut body, &mut reference));
+    let equivalent = parse_body(&formatted).is_ok_and(|mut body| same_meaning(&mut body, &mut reference));
     Ok(if equivalent { formatted } else { normalized })
 }
 
@@ -162,10 +155,7 @@ struct Token<'a> {
 
 impl Token<'_> {
     fn is_trivia(&self) -> bool {
-        matches!(
-            self.kind,
-            Kind::Newline | Kind::LineComment | Kind::BlockComment
-        )
+        matches!(self.kind, Kind::Newline | Kind::LineComment | Kind::BlockComment)
     }
 
     fn is_comment(&self) -> bool {
@@ -210,10 +200,7 @@ fn ident_end(b: &[u8], mut i: usize) -> usize {
 }
 
 fn line_end(b: &[u8], i: usize) -> usize {
-    b[i.min(b.len())..]
-        .iter()
-        .position(|&c| c == b'\n')
-        .map_or(b.len(), |p| i + p)
+    b[i.min(b.len())..].iter().position(|&c| c == b'\n').map_or(b.len(), |p| i + p)
 }
 
 /// End of a `/* */` comment whose body starts at `i`.
@@ -367,9 +354,7 @@ fn lex(src: &str) -> Vec<Token<'_>> {
             b'/' if two(b'/') => (Kind::LineComment, line_end(b, i) - i),
             b'/' if two(b'*') => (Kind::BlockComment, block_comment_end(b, i + 2) - i),
             b'"' => (Kind::Str, quoted_end(b, i + 1) - i),
-            b'<' if heredoc_end(b, i).is_some() => {
-                (Kind::Heredoc, heredoc_end(b, i).unwrap_or(i + 1) - i)
-            }
+            b'<' if heredoc_end(b, i).is_some() => (Kind::Heredoc, heredoc_end(b, i).unwrap_or(i + 1) - i),
             b'0'..=b'9' => (Kind::Number, number_end(b, i) - i),
             c if is_ident_start(c) => (Kind::Ident, ident_end(b, i) - i),
             b'{' => (Kind::Open(Bracket::Brace), 1),
@@ -394,12 +379,7 @@ fn lex(src: &str) -> Vec<Token<'_>> {
         i = (start + len.max(1)).min(b.len());
         // Every end above falls on a character boundary; `get` keeps a mistake from panicking.
         let text = src.get(start..i).unwrap_or("");
-        toks.push(Token {
-            kind,
-            text,
-            start,
-            role: Role::Plain,
-        });
+        toks.push(Token { kind, text, start, role: Role::Plain });
     }
     toks
 }
@@ -425,17 +405,11 @@ fn classify(toks: &mut [Token<'_>]) {
                 for_stack.pop();
                 Role::Plain
             }
-            Kind::Ident
-                if for_stack.last() == Some(&true) && matches!(tok.text, "for" | "in" | "if") =>
-            {
-                Role::Keyword
-            }
+            Kind::Ident if for_stack.last() == Some(&true) && matches!(tok.text, "for" | "in" | "if") => Role::Keyword,
             Kind::Op if tok.text == "-" && !prev.is_some_and(|p| p.ends_value()) => Role::Unary,
             Kind::Op
                 if tok.text == "*"
-                    && prev.is_some_and(|p| {
-                        matches!(p.kind, Kind::Dot | Kind::Open(Bracket::Square))
-                    }) =>
+                    && prev.is_some_and(|p| matches!(p.kind, Kind::Dot | Kind::Open(Bracket::Square))) =>
             {
                 Role::Splat
             }
@@ -460,9 +434,7 @@ fn starts_for_expr(rest: &[Token<'_>]) -> bool {
 /// Whether a single space goes between two adjacent tokens on one line.
 fn space_between(prev: &Token<'_>, next: &Token<'_>) -> bool {
     use Bracket::{Brace, Paren, Square};
-    use Kind::{
-        Bang, BlockComment, Close, Comma, Dot, DoubleColon, Ellipsis, Ident, LineComment, Op, Open,
-    };
+    use Kind::{Bang, BlockComment, Close, Comma, Dot, DoubleColon, Ellipsis, Ident, LineComment, Op, Open};
     let unary = |t: &Token<'_>| t.kind == Bang || (t.kind == Op && t.role == Role::Unary);
     let splat = |t: &Token<'_>| t.kind == Op && t.role == Role::Splat;
     if next.kind == LineComment {
@@ -519,10 +491,7 @@ fn split_lines(toks: &[Token<'_>]) -> Vec<Line> {
             start = i + 1;
         }
     }
-    lines.push(Line {
-        start,
-        end: toks.len(),
-    });
+    lines.push(Line { start, end: toks.len() });
     lines
 }
 
@@ -557,21 +526,15 @@ fn analyse_lines(toks: &[Token<'_>], lines: &[Line]) -> Vec<LineInfo> {
     let mut infos = Vec::with_capacity(lines.len());
     for line in lines {
         let toks_of_line = &toks[line.start..line.end];
-        let leading_closers = toks_of_line
-            .iter()
-            .take_while(|t| matches!(t.kind, Kind::Close(_)))
-            .count();
+        let leading_closers = toks_of_line.iter().take_while(|t| matches!(t.kind, Kind::Close(_))).count();
         for _ in 0..leading_closers {
             close_one(&mut levels);
             brackets.pop();
         }
         let indent = levels.len();
         let in_body = brackets.last().copied().unwrap_or(true);
-        let assign = if in_body && leading_closers == 0 {
-            assignment_of(toks_of_line).map(|k| line.start + k)
-        } else {
-            None
-        };
+        let assign =
+            if in_body && leading_closers == 0 { assignment_of(toks_of_line).map(|k| line.start + k) } else { None };
         let mut opened = 0usize;
         for tok in &toks_of_line[leading_closers..] {
             match tok.kind {
@@ -637,11 +600,8 @@ fn drop_blank_lines(toks: &[Token<'_>], lines: &[Line]) -> Vec<Option<usize>> {
             emitted.push(None);
         }
         pending_blank = false;
-        after_opener = toks_of_line
-            .iter()
-            .rev()
-            .find(|t| !t.is_comment())
-            .is_some_and(|t| matches!(t.kind, Kind::Open(_)));
+        after_opener =
+            toks_of_line.iter().rev().find(|t| !t.is_comment()).is_some_and(|t| matches!(t.kind, Kind::Open(_)));
         emitted.push(Some(idx));
     }
     emitted
@@ -707,21 +667,11 @@ struct Cells {
 
 impl Cells {
     fn code_width(&self, lead_width: usize) -> usize {
-        self.rest
-            .as_ref()
-            .map_or(self.lead.chars().count(), |rest| {
-                lead_width + 1 + rest.chars().count()
-            })
+        self.rest.as_ref().map_or(self.lead.chars().count(), |rest| lead_width + 1 + rest.chars().count())
     }
 }
 
-fn render(
-    src: &str,
-    toks: &[Token<'_>],
-    lines: &[Line],
-    infos: &[LineInfo],
-    emitted: &[Option<usize>],
-) -> String {
+fn render(src: &str, toks: &[Token<'_>], lines: &[Line], infos: &[LineInfo], emitted: &[Option<usize>]) -> String {
     let mut cells: Vec<Option<Cells>> = Vec::with_capacity(emitted.len());
     for slot in emitted {
         let Some(idx) = *slot else {
@@ -755,12 +705,7 @@ fn render(
                 None
             }
         };
-        cells.push(Some(Cells {
-            indent,
-            lead,
-            rest,
-            comment,
-        }));
+        cells.push(Some(Cells { indent, lead, rest, comment }));
     }
 
     let mut out = String::new();
@@ -774,13 +719,8 @@ fn render(
             }
         }
         let run = &cells[i..j];
-        let lead_width = run
-            .iter()
-            .flatten()
-            .filter(|c| c.rest.is_some())
-            .map(|c| c.lead.chars().count())
-            .max()
-            .unwrap_or(0);
+        let lead_width =
+            run.iter().flatten().filter(|c| c.rest.is_some()).map(|c| c.lead.chars().count()).max().unwrap_or(0);
         // Trailing comments of consecutive lines in the run share a column.
         let mut comment_cols = vec![0usize; run.len()];
         let mut k = 0;
@@ -838,32 +778,13 @@ mod tests {
     fn check_properties(input: &str, out: &str) {
         let normalized = input.replace("\r\n", "\n");
         // The formatter itself produced the result, not the safety net.
-        assert_eq!(
-            format_valid(&normalized),
-            out,
-            "safety net used for {input:?}"
-        );
-        assert_eq!(
-            format_source(out).as_deref(),
-            Ok(out),
-            "not idempotent: {input:?}"
-        );
+        assert_eq!(format_valid(&normalized), out, "safety net used for {input:?}");
+        assert_eq!(format_source(out).as_deref(), Ok(out), "not idempotent: {input:?}");
         let mut before = parse_body(&normalized).expect("input parses");
         let mut after = parse_body(out).unwrap_or_else(|e| panic!("output invalid: {e}\n{out}"));
-        assert!(
-            same_meaning(&mut before, &mut after),
-            "meaning changed:\n{input}\n{out}"
-        );
-        assert_eq!(
-            comments(&normalized),
-            comments(out),
-            "comments changed:\n{out}"
-        );
-        assert_eq!(
-            verbatim(&normalized),
-            verbatim(out),
-            "strings/heredocs changed:\n{out}"
-        );
+        assert!(same_meaning(&mut before, &mut after), "meaning changed:\n{input}\n{out}");
+        assert_eq!(comments(&normalized), comments(out), "comments changed:\n{out}");
+        assert_eq!(verbatim(&normalized), verbatim(out), "strings/heredocs changed:\n{out}");
         assert!(!out.contains('\r'));
         assert!(out.is_empty() || (out.ends_with('\n') && !out.ends_with("\n\n")));
         assert!(!out.starts_with('\n'));
@@ -890,20 +811,12 @@ mod tests {
 
     /// Comment texts in order, whitespace removed (comments are re-indented, not rewritten).
     fn comments(src: &str) -> Vec<String> {
-        lex(src)
-            .iter()
-            .filter(|t| t.is_comment())
-            .map(|t| t.text.split_whitespace().collect())
-            .collect()
+        lex(src).iter().filter(|t| t.is_comment()).map(|t| t.text.split_whitespace().collect()).collect()
     }
 
     /// Strings, templates and heredocs, which must survive byte-for-byte.
     fn verbatim(src: &str) -> Vec<&str> {
-        lex(src)
-            .into_iter()
-            .filter(|t| matches!(t.kind, Kind::Str | Kind::Heredoc))
-            .map(|t| t.text)
-            .collect()
+        lex(src).into_iter().filter(|t| matches!(t.kind, Kind::Str | Kind::Heredoc)).map(|t| t.text).collect()
     }
 
     fn assert_formats(cases: &[(&str, &str)]) {
@@ -1003,62 +916,32 @@ EOT
             ("a = 1\n# note\nbungle = 2\n", "a = 1\n# note\nbungle = 2\n"),
             ("a = 1\nb {\n}\nccc = 2\n", "a = 1\nb {\n}\nccc = 2\n"),
             // So does an attribute whose value spans lines.
-            (
-                "a = 1\nbungle = [\n1,\n]\nc = 2\n",
-                "a = 1\nbungle = [\n  1,\n]\nc = 2\n",
-            ),
-            (
-                "a = 1\nbb = <<EOF\nx\nEOF\nccc = 2\n",
-                "a = 1\nbb = <<EOF\nx\nEOF\nccc = 2\n",
-            ),
+            ("a = 1\nbungle = [\n1,\n]\nc = 2\n", "a = 1\nbungle = [\n  1,\n]\nc = 2\n"),
+            ("a = 1\nbb = <<EOF\nx\nEOF\nccc = 2\n", "a = 1\nbb = <<EOF\nx\nEOF\nccc = 2\n"),
             // Runs are per nesting level.
-            (
-                "outer = 1\nb {\nx = 1\nlonger = 2\n}\n",
-                "outer = 1\nb {\n  x      = 1\n  longer = 2\n}\n",
-            ),
+            ("outer = 1\nb {\nx = 1\nlonger = 2\n}\n", "outer = 1\nb {\n  x      = 1\n  longer = 2\n}\n"),
             // Trailing comments of a run share a column.
-            (
-                "a = 1 # foo\nbungle = \"bonce\" # baz\n",
-                "a      = 1       # foo\nbungle = \"bonce\" # baz\n",
-            ),
+            ("a = 1 # foo\nbungle = \"bonce\" # baz\n", "a      = 1       # foo\nbungle = \"bonce\" # baz\n"),
             (
                 "a = 1 # foo\nbungle = \"bonce\"\nzebra = \"striped\" # baz\n",
                 "a      = 1 # foo\nbungle = \"bonce\"\nzebra  = \"striped\" # baz\n",
             ),
             // Widths count characters, not bytes.
-            (
-                "𝒜 = 1 # foo\nbungle = \"🇬🇧\" # baz\n",
-                "𝒜      = 1    # foo\nbungle = \"🇬🇧\" # baz\n",
-            ),
+            ("𝒜 = 1 # foo\nbungle = \"🇬🇧\" # baz\n", "𝒜      = 1    # foo\nbungle = \"🇬🇧\" # baz\n"),
         ]);
     }
 
     #[test]
     fn blocks() {
         assert_formats(&[
-            (
-                "resource   \"a\"    \"b\"{\n}\n",
-                "resource \"a\" \"b\" {\n}\n",
-            ),
+            ("resource   \"a\"    \"b\"{\n}\n", "resource \"a\" \"b\" {\n}\n"),
             ("block a  b {\n}\n", "block a b {\n}\n"),
             ("b{}", "b {}\n"),
             ("b { }", "b {}\n"),
-            (
-                "feature \"x\" {column=\"amount\"}\n",
-                "feature \"x\" { column = \"amount\" }\n",
-            ),
-            (
-                "feature \"x\" {   column   =   \"amount\"   }\n",
-                "feature \"x\" { column = \"amount\" }\n",
-            ),
-            (
-                "a {\n\tb {\n\t\tc = 1\n\t}\n}\n",
-                "a {\n  b {\n    c = 1\n  }\n}\n",
-            ),
-            (
-                "a {\n        b {\nc = 1\n              }\n  }\n",
-                "a {\n  b {\n    c = 1\n  }\n}\n",
-            ),
+            ("feature \"x\" {column=\"amount\"}\n", "feature \"x\" { column = \"amount\" }\n"),
+            ("feature \"x\" {   column   =   \"amount\"   }\n", "feature \"x\" { column = \"amount\" }\n"),
+            ("a {\n\tb {\n\t\tc = 1\n\t}\n}\n", "a {\n  b {\n    c = 1\n  }\n}\n"),
+            ("a {\n        b {\nc = 1\n              }\n  }\n", "a {\n  b {\n    c = 1\n  }\n}\n"),
         ]);
     }
 
@@ -1074,10 +957,7 @@ EOT
             ("x = a.*.b\ny = a[ * ].b\n", "x = a.*.b\ny = a[*].b\n"),
             ("x = a==1?\"y\":\"n\"", "x = a == 1 ? \"y\" : \"n\"\n"),
             ("x = !a&&b||c!=d", "x = !a && b || c != d\n"),
-            (
-                "x = a<=b&&c>=d&&e<f&&g>h",
-                "x = a <= b && c >= d && e < f && g > h\n",
-            ),
+            ("x = a<=b&&c>=d&&e<f&&g>h", "x = a <= b && c >= d && e < f && g > h\n"),
             ("x = a%2+b/3", "x = a % 2 + b / 3\n"),
             ("x = a --1", "x = a - -1\n"),
             ("x = !!a", "x = !!a\n"),
@@ -1085,10 +965,7 @@ EOT
             ("x = a-b\ny = a - b\n", "x = a-b\ny = a - b\n"),
             ("x = 1.5e-3+2E10", "x = 1.5e-3 + 2E10\n"),
             ("x = a.0.b", "x = a.0.b\n"),
-            (
-                "x = provider :: aws :: arn(1)",
-                "x = provider::aws::arn(1)\n",
-            ),
+            ("x = provider :: aws :: arn(1)", "x = provider::aws::arn(1)\n"),
             ("x = [ [ ] ]", "x = [[]]\n"),
             ("x = {}\ny = [ ]\nz = f( )\n", "x = {}\ny = []\nz = f()\n"),
             ("x = [1, 2, ]", "x = [1, 2,]\n"),
@@ -1101,25 +978,13 @@ EOT
     #[test]
     fn for_expressions() {
         assert_formats(&[
-            (
-                "x = [for s in var.l: upper(s) if s!=\"\"]",
-                "x = [for s in var.l : upper(s) if s != \"\"]\n",
-            ),
-            (
-                "x = {for k,v in m: k=>v...}",
-                "x = { for k, v in m : k => v... }\n",
-            ),
+            ("x = [for s in var.l: upper(s) if s!=\"\"]", "x = [for s in var.l : upper(s) if s != \"\"]\n"),
+            ("x = {for k,v in m: k=>v...}", "x = { for k, v in m : k => v... }\n"),
             ("x = [for v in xs: -v]", "x = [for v in xs : -v]\n"),
-            (
-                "x = [for v in xs: v if(v)]",
-                "x = [for v in xs : v if (v)]\n",
-            ),
+            ("x = [for v in xs: v if(v)]", "x = [for v in xs : v if (v)]\n"),
             ("x = [for v in [1,2]: v]", "x = [for v in [1, 2] : v]\n"),
             // A for expression's `:` is not an object element's.
-            (
-                "x = {\nfor k, v in m:\nk => v\n}\n",
-                "x = {\n  for k, v in m :\n  k => v\n}\n",
-            ),
+            ("x = {\nfor k, v in m:\nk => v\n}\n", "x = {\n  for k, v in m :\n  k => v\n}\n"),
             // Keywords are only keywords inside a for expression.
             ("x = { in = 1, if = 2 }", "x = { in = 1, if = 2 }\n"),
         ]);
@@ -1128,35 +993,17 @@ EOT
     #[test]
     fn multi_line_collections() {
         assert_formats(&[
-            (
-                "x = [\n1,\n- 2,\na*b,\n]\n",
-                "x = [\n  1,\n  -2,\n  a * b,\n]\n",
-            ),
-            (
-                "x = {\na: 1\nbbb: 2\n}\n",
-                "x = {\n  a   : 1\n  bbb : 2\n}\n",
-            ),
-            (
-                "x = {\n  a = 1,\n      bb = 2\n}\n",
-                "x = {\n  a  = 1,\n  bb = 2\n}\n",
-            ),
+            ("x = [\n1,\n- 2,\na*b,\n]\n", "x = [\n  1,\n  -2,\n  a * b,\n]\n"),
+            ("x = {\na: 1\nbbb: 2\n}\n", "x = {\n  a   : 1\n  bbb : 2\n}\n"),
+            ("x = {\n  a = 1,\n      bb = 2\n}\n", "x = {\n  a  = 1,\n  bb = 2\n}\n"),
             ("x = foo({\na = 1\n})\n", "x = foo({\n  a = 1\n})\n"),
             ("x = [{\n# ...\n}]\n", "x = [{\n  # ...\n}]\n"),
-            (
-                "x = [\n{\na = 1\n},\n{\nb = 2\n}\n]\n",
-                "x = [\n  {\n    a = 1\n  },\n  {\n    b = 2\n  }\n]\n",
-            ),
-            (
-                "x = foo(\na,\nbar(\nb\n)\n)\n",
-                "x = foo(\n  a,\n  bar(\n    b\n  )\n)\n",
-            ),
+            ("x = [\n{\na = 1\n},\n{\nb = 2\n}\n]\n", "x = [\n  {\n    a = 1\n  },\n  {\n    b = 2\n  }\n]\n"),
+            ("x = foo(\na,\nbar(\nb\n)\n)\n", "x = foo(\n  a,\n  bar(\n    b\n  )\n)\n"),
             ("x = foo(1,\nbar(2))\n", "x = foo(1,\n  bar(2))\n"),
             ("x = (\na\n? b\n: c\n)\n", "x = (\n  a\n  ? b\n  : c\n)\n"),
             // Lines inside a parenthesised expression are not attributes.
-            (
-                "x = (\n  a ? b : c\n)\ny = 2\n",
-                "x = (\n  a ? b : c\n)\ny = 2\n",
-            ),
+            ("x = (\n  a ? b : c\n)\ny = 2\n", "x = (\n  a ? b : c\n)\ny = 2\n"),
         ]);
     }
 
@@ -1180,27 +1027,12 @@ EOT
     #[test]
     fn comments_are_kept_and_reindented() {
         assert_formats(&[
-            (
-                "# top\n// slash\n/* block */\na = 1 // trailing\n",
-                "# top\n// slash\n/* block */\na = 1 // trailing\n",
-            ),
-            (
-                "a {\n      # deep\nb = 1 #   x   \n}\n",
-                "a {\n  # deep\n  b = 1 #   x\n}\n",
-            ),
+            ("# top\n// slash\n/* block */\na = 1 // trailing\n", "# top\n// slash\n/* block */\na = 1 // trailing\n"),
+            ("a {\n      # deep\nb = 1 #   x   \n}\n", "a {\n  # deep\n  b = 1 #   x\n}\n"),
             ("a = 1# tight\n", "a = 1 # tight\n"),
-            (
-                "a {\n/*\n * doc\n */\nb = 1\n}\n",
-                "a {\n  /*\n   * doc\n   */\n  b = 1\n}\n",
-            ),
-            (
-                "a {\n\t/* x\n\t   y */\n\tb = 1\n}\n",
-                "a {\n  /* x\n     y */\n  b = 1\n}\n",
-            ),
-            (
-                "x = foo(/* first */ 1, 2 /* two */)",
-                "x = foo(/* first */ 1, 2 /* two */)\n",
-            ),
+            ("a {\n/*\n * doc\n */\nb = 1\n}\n", "a {\n  /*\n   * doc\n   */\n  b = 1\n}\n"),
+            ("a {\n\t/* x\n\t   y */\n\tb = 1\n}\n", "a {\n  /* x\n     y */\n  b = 1\n}\n"),
+            ("x = foo(/* first */ 1, 2 /* two */)", "x = foo(/* first */ 1, 2 /* two */)\n"),
             ("x = [ # list\n1,\n]\n", "x = [ # list\n  1,\n]\n"),
             ("x = [\n1, # one\n2,\n]\n", "x = [\n  1, # one\n  2,\n]\n"),
             ("b {\n  a = 1\n  # last\n}\n", "b {\n  a = 1\n  # last\n}\n"),
@@ -1220,19 +1052,13 @@ EOT
                 "a {\n  doc = <<-EOT\n        indented\n          more\n      EOT\n}\n",
             ),
             ("x = <<EOF\nEOF\n", "x = <<EOF\nEOF\n"),
-            (
-                "x = jsonencode(<<EOF\n{\"a\": 1}\nEOF\n)\n",
-                "x = jsonencode(<<EOF\n{\"a\": 1}\nEOF\n)\n",
-            ),
+            ("x = jsonencode(<<EOF\n{\"a\": 1}\nEOF\n)\n", "x = jsonencode(<<EOF\n{\"a\": 1}\nEOF\n)\n"),
             ("x = f(<<EOF\nhi\nEOF)\n", "x = f(<<EOF\nhi\nEOF)\n"),
             (
                 "x = <<EOF\n${jsonencode({a = \"}\"})}\nEOFX\n  EOF\ny=1\n",
                 "x = <<EOF\n${jsonencode({a = \"}\"})}\nEOFX\n  EOF\ny = 1\n",
             ),
-            (
-                "x = [<<A\none\nA\n, <<B\ntwo\nB\n]\n",
-                "x = [<<A\none\nA\n  , <<B\ntwo\nB\n]\n",
-            ),
+            ("x = [<<A\none\nA\n, <<B\ntwo\nB\n]\n", "x = [<<A\none\nA\n  , <<B\ntwo\nB\n]\n"),
         ]);
     }
 
@@ -1240,22 +1066,10 @@ EOT
     fn strings_and_templates_are_verbatim() {
         assert_formats(&[
             ("x = \"a  ${ b }  c\"", "x = \"a  ${ b }  c\"\n"),
-            (
-                "x = \"esc \\\" ${\"nested}\"} $${lit} %%{lit}\"",
-                "x = \"esc \\\" ${\"nested}\"} $${lit} %%{lit}\"\n",
-            ),
-            (
-                "x = \"%{ if a }yes%{ else }no%{ endif }\"",
-                "x = \"%{ if a }yes%{ else }no%{ endif }\"\n",
-            ),
-            (
-                "x = \"${\nfoo  \n}\"\ny = 1\n",
-                "x = \"${\nfoo  \n}\"\ny = 1\n",
-            ),
-            (
-                "x = \"#not a comment\" # comment\n",
-                "x = \"#not a comment\" # comment\n",
-            ),
+            ("x = \"esc \\\" ${\"nested}\"} $${lit} %%{lit}\"", "x = \"esc \\\" ${\"nested}\"} $${lit} %%{lit}\"\n"),
+            ("x = \"%{ if a }yes%{ else }no%{ endif }\"", "x = \"%{ if a }yes%{ else }no%{ endif }\"\n"),
+            ("x = \"${\nfoo  \n}\"\ny = 1\n", "x = \"${\nfoo  \n}\"\ny = 1\n"),
+            ("x = \"#not a comment\" # comment\n", "x = \"#not a comment\" # comment\n"),
             ("x = \"ünïcödé  ✓\"", "x = \"ünïcödé  ✓\"\n"),
         ]);
     }
@@ -1276,13 +1090,7 @@ EOT
             let parser = parse_body(input).expect_err(input);
             assert_eq!(err.message, parser.message());
         }
-        for input in [
-            "= 1",
-            "a = \"open\n",
-            "a = <<EOF\nnever closed\n",
-            "{",
-            "a = (1",
-        ] {
+        for input in ["= 1", "a = \"open\n", "a = <<EOF\nnever closed\n", "{", "a = (1"] {
             let err = format_source(input).expect_err(input);
             assert!(err.offset <= input.len(), "{input:?}: {err}");
         }
@@ -1336,18 +1144,12 @@ EOT
     fn generated_config() -> impl Strategy<Value = String> {
         let ws = prop::sample::select(vec!["", " ", "  ", "\t", " \t "]);
         let comment = prop::sample::select(vec!["", " # c", "// c2", " /* c3 */"]);
-        let attr = (
-            ws.clone(),
-            "[a-z][a-z_]{0,8}",
-            ws.clone(),
-            ws.clone(),
-            prop::sample::select(VALUES.to_vec()),
-            comment,
-        )
-            .prop_map(|(lead, key, s1, s2, value, comment)| {
-                let comment = if value.contains("<<") { "" } else { comment };
-                format!("{lead}{key}{s1}={s2}{value}{comment}")
-            });
+        let attr =
+            (ws.clone(), "[a-z][a-z_]{0,8}", ws.clone(), ws.clone(), prop::sample::select(VALUES.to_vec()), comment)
+                .prop_map(|(lead, key, s1, s2, value, comment)| {
+                    let comment = if value.contains("<<") { "" } else { comment };
+                    format!("{lead}{key}{s1}={s2}{value}{comment}")
+                });
         let line = prop_oneof![
             4 => attr,
             1 => Just(String::new()),
@@ -1355,28 +1157,18 @@ EOT
             1 => Just("  /* multi\n line */".to_owned()),
         ];
         let block_body = prop::collection::vec(line.clone(), 0..6);
-        let block = (
-            ws.clone(),
-            "[a-z]{1,6}",
-            prop::option::of("[a-z]{1,4}"),
-            block_body,
-        )
-            .prop_map(|(lead, kind, label, body)| {
+        let block = (ws.clone(), "[a-z]{1,6}", prop::option::of("[a-z]{1,4}"), block_body).prop_map(
+            |(lead, kind, label, body)| {
                 let label = label.map(|l| format!(" \"{l}\"")).unwrap_or_default();
                 let mut keys = std::collections::HashSet::new();
-                let body: Vec<String> = body
-                    .into_iter()
-                    .filter(|l| unique_key(l, &mut keys))
-                    .collect();
+                let body: Vec<String> = body.into_iter().filter(|l| unique_key(l, &mut keys)).collect();
                 format!("{lead}{kind}{label}{{\n{}\n}}", body.join("\n"))
-            });
+            },
+        );
         let item = prop_oneof![3 => line, 2 => block];
         (prop::collection::vec(item, 0..8), prop::bool::ANY).prop_map(|(items, crlf)| {
             let mut keys = std::collections::HashSet::new();
-            let items: Vec<String> = items
-                .into_iter()
-                .filter(|l| unique_key(l, &mut keys))
-                .collect();
+            let items: Vec<String> = items.into_iter().filter(|l| unique_key(l, &mut keys)).collect();
             let text = items.join("\n");
             if crlf {
                 text.replace('\n', "\r\n")
@@ -1390,9 +1182,7 @@ EOT
     fn unique_key(line: &str, keys: &mut std::collections::HashSet<String>) -> bool {
         let trimmed = line.trim_start();
         match trimmed.split_once('=') {
-            Some((key, _))
-                if !trimmed.contains('{') || key.len() < trimmed.find('{').unwrap_or(0) =>
-            {
+            Some((key, _)) if !trimmed.contains('{') || key.len() < trimmed.find('{').unwrap_or(0) => {
                 keys.insert(key.trim().to_owned())
             }
             _ => true,

@@ -35,11 +35,7 @@ pub struct FunctionError {
 
 impl FunctionError {
     fn new(message: impl Into<String>, arg: Option<usize>) -> FunctionError {
-        FunctionError {
-            message: message.into(),
-            arg,
-            help: None,
-        }
+        FunctionError { message: message.into(), arg, help: None }
     }
 
     fn help(mut self, help: impl Into<String>) -> FunctionError {
@@ -68,40 +64,16 @@ pub struct FunctionDoc {
 }
 
 const fn doc(name: &'static str, signature: &'static str, summary: &'static str) -> FunctionDoc {
-    FunctionDoc {
-        name,
-        signature,
-        summary,
-    }
+    FunctionDoc { name, signature, summary }
 }
 
 /// Every function, sorted by name.
 pub const FUNCTIONS: &[FunctionDoc] = &[
-    doc(
-        "abs",
-        "abs(number) -> number",
-        "The number without its sign.",
-    ),
-    doc(
-        "ceil",
-        "ceil(number) -> number",
-        "The smallest whole number not less than the number.",
-    ),
-    doc(
-        "coalesce",
-        "coalesce(value...) -> any",
-        "The first argument that is neither null nor an empty string.",
-    ),
-    doc(
-        "concat",
-        "concat(list...) -> list",
-        "The lists joined end to end.",
-    ),
-    doc(
-        "contains",
-        "contains(list, value) -> bool",
-        "Whether the list has an element equal to the value.",
-    ),
+    doc("abs", "abs(number) -> number", "The number without its sign."),
+    doc("ceil", "ceil(number) -> number", "The smallest whole number not less than the number."),
+    doc("coalesce", "coalesce(value...) -> any", "The first argument that is neither null nor an empty string."),
+    doc("concat", "concat(list...) -> list", "The lists joined end to end."),
+    doc("contains", "contains(list, value) -> bool", "Whether the list has an element equal to the value."),
     doc(
         "distinct",
         "distinct(list) -> list",
@@ -112,26 +84,14 @@ pub const FUNCTIONS: &[FunctionDoc] = &[
         "element(list, index) -> any",
         "The element at a non-negative index, wrapping around past the end of the list.",
     ),
-    doc(
-        "endswith",
-        "endswith(string, suffix) -> bool",
-        "Whether the string ends with the suffix.",
-    ),
+    doc("endswith", "endswith(string, suffix) -> bool", "Whether the string ends with the suffix."),
     doc(
         "file",
         "file(path) -> string",
         "The contents of a UTF-8 text file; relative paths start at the module's directory.",
     ),
-    doc(
-        "flatten",
-        "flatten(list) -> list",
-        "The list with nested lists replaced by their elements, recursively.",
-    ),
-    doc(
-        "floor",
-        "floor(number) -> number",
-        "The largest whole number not greater than the number.",
-    ),
+    doc("flatten", "flatten(list) -> list", "The list with nested lists replaced by their elements, recursively."),
+    doc("floor", "floor(number) -> number", "The largest whole number not greater than the number."),
     doc(
         "format",
         "format(spec, value...) -> string",
@@ -142,11 +102,7 @@ pub const FUNCTIONS: &[FunctionDoc] = &[
         "join(separator, list...) -> string",
         "The strings (or numbers and bools) of the lists, with the separator between them.",
     ),
-    doc(
-        "jsondecode",
-        "jsondecode(string) -> any",
-        "The value a JSON text describes.",
-    ),
+    doc("jsondecode", "jsondecode(string) -> any", "The value a JSON text describes."),
     doc(
         "jsonencode",
         "jsonencode(value) -> string",
@@ -163,26 +119,14 @@ pub const FUNCTIONS: &[FunctionDoc] = &[
         "lookup(object, key, default?) -> any",
         "The value at a key of an object, or the default when the key is absent.",
     ),
-    doc(
-        "lower",
-        "lower(string) -> string",
-        "The string in lower case.",
-    ),
-    doc(
-        "max",
-        "max(number...) -> number",
-        "The largest of the numbers.",
-    ),
+    doc("lower", "lower(string) -> string", "The string in lower case."),
+    doc("max", "max(number...) -> number", "The largest of the numbers."),
     doc(
         "merge",
         "merge(object...) -> object",
         "The objects combined; a key in a later object replaces the same key in an earlier one.",
     ),
-    doc(
-        "min",
-        "min(number...) -> number",
-        "The smallest of the numbers.",
-    ),
+    doc("min", "min(number...) -> number", "The smallest of the numbers."),
     doc(
         "range",
         "range(start?, limit, step?) -> list",
@@ -199,64 +143,28 @@ pub const FUNCTIONS: &[FunctionDoc] = &[
         "split(separator, string) -> list",
         "The parts of the string between separators; an empty separator splits into characters.",
     ),
-    doc(
-        "startswith",
-        "startswith(string, prefix) -> bool",
-        "Whether the string starts with the prefix.",
-    ),
+    doc("startswith", "startswith(string, prefix) -> bool", "Whether the string starts with the prefix."),
     doc(
         "substr",
         "substr(string, offset, length) -> string",
         "Up to length characters from offset (negative counts from the end; length -1 = the rest).",
     ),
-    doc(
-        "sum",
-        "sum(list) -> number",
-        "The total of a non-empty list of numbers.",
-    ),
-    doc(
-        "title",
-        "title(string) -> string",
-        "The string with the first letter of each word in upper case.",
-    ),
-    doc(
-        "tobool",
-        "tobool(value) -> bool",
-        "A bool, or the string \"true\" or \"false\", as a bool.",
-    ),
+    doc("sum", "sum(list) -> number", "The total of a non-empty list of numbers."),
+    doc("title", "title(string) -> string", "The string with the first letter of each word in upper case."),
+    doc("tobool", "tobool(value) -> bool", "A bool, or the string \"true\" or \"false\", as a bool."),
     doc("tolist", "tolist(value) -> list", "The value as a list."),
     doc("tomap", "tomap(value) -> object", "The value as an object."),
-    doc(
-        "tonumber",
-        "tonumber(value) -> number",
-        "A number, or a string holding one, as a number.",
-    ),
+    doc("tonumber", "tonumber(value) -> number", "A number, or a string holding one, as a number."),
     doc(
         "toset",
         "toset(list) -> list",
         "The distinct elements; all-number or all-string (including mixed primitive) sets are \
          sorted, others keep first-occurrence order.",
     ),
-    doc(
-        "tostring",
-        "tostring(value) -> string",
-        "A string, number or bool as a string.",
-    ),
-    doc(
-        "trimspace",
-        "trimspace(string) -> string",
-        "The string without leading and trailing whitespace.",
-    ),
-    doc(
-        "upper",
-        "upper(string) -> string",
-        "The string in upper case.",
-    ),
-    doc(
-        "values",
-        "values(object) -> list",
-        "The object's values, in the order of its sorted keys.",
-    ),
+    doc("tostring", "tostring(value) -> string", "A string, number or bool as a string."),
+    doc("trimspace", "trimspace(string) -> string", "The string without leading and trailing whitespace."),
+    doc("upper", "upper(string) -> string", "The string in upper case."),
+    doc("values", "values(object) -> list", "The object's values, in the order of its sorted keys."),
     doc(
         "zipmap",
         "zipmap(keys, values) -> object",
@@ -303,9 +211,7 @@ pub fn call(name: &str, args: &[Value], ctx: &FunctionContext) -> Result<Value, 
         }
         "keys" => {
             a.exactly(1)?;
-            let keys = sorted_entries(a.object(0)?)
-                .into_iter()
-                .map(|(k, _)| Value::String(k.clone()));
+            let keys = sorted_entries(a.object(0)?).into_iter().map(|(k, _)| Value::String(k.clone()));
             Ok(Value::List(keys.collect()))
         }
         "length" => length(&a),
@@ -358,10 +264,7 @@ pub fn call(name: &str, args: &[Value], ctx: &FunctionContext) -> Result<Value, 
             match a.get(0)? {
                 Value::Null => Ok(Value::Null),
                 Value::Ref(r) => Err(a.ref_as_string(0, r)),
-                v => v
-                    .to_template_string()
-                    .map(Value::String)
-                    .ok_or_else(|| a.expected(0, "a string, number or bool")),
+                v => v.to_template_string().map(Value::String).ok_or_else(|| a.expected(0, "a string, number or bool")),
             }
         }
         "trimspace" => {
@@ -374,9 +277,7 @@ pub fn call(name: &str, args: &[Value], ctx: &FunctionContext) -> Result<Value, 
         }
         "values" => {
             a.exactly(1)?;
-            let values = sorted_entries(a.object(0)?)
-                .into_iter()
-                .map(|(_, v)| v.clone());
+            let values = sorted_entries(a.object(0)?).into_iter().map(|(_, v)| v.clone());
             Ok(Value::List(values.collect()))
         }
         "zipmap" => zipmap(&a),
@@ -424,10 +325,7 @@ impl<'a> Args<'a> {
         };
         // Too many: point at the first extra argument. Too few: the call itself is wrong.
         let arg = if too_many { max } else { None };
-        let error = FunctionError::new(
-            format!("{}() expects {expected}, got {got}", self.name),
-            arg,
-        );
+        let error = FunctionError::new(format!("{}() expects {expected}, got {got}", self.name), arg);
         Err(match FUNCTIONS.iter().find(|f| f.name == self.name) {
             Some(doc) => error.help(format!("usage: {}", doc.signature)),
             None => error,
@@ -439,26 +337,16 @@ impl<'a> Args<'a> {
     }
 
     fn get(&self, i: usize) -> Result<&'a Value, FunctionError> {
-        self.values.get(i).ok_or_else(|| {
-            FunctionError::new(
-                format!("{}() is missing argument {}", self.name, i + 1),
-                None,
-            )
-        })
+        self.values
+            .get(i)
+            .ok_or_else(|| FunctionError::new(format!("{}() is missing argument {}", self.name, i + 1), None))
     }
 
     /// "lower() expects a string as argument 1, got number".
     fn expected(&self, i: usize, what: &str) -> FunctionError {
         let value = self.values.get(i);
         let got = value.map_or("nothing", Value::type_name);
-        let error = self.error(
-            i,
-            format!(
-                "{}() expects {what} as argument {}, got {got}",
-                self.name,
-                i + 1
-            ),
-        );
+        let error = self.error(i, format!("{}() expects {what} as argument {}, got {got}", self.name, i + 1));
         match value {
             Some(Value::Ref(r)) => error.help(ref_help(r)),
             _ => error,
@@ -486,9 +374,7 @@ impl<'a> Args<'a> {
     }
 
     fn number(&self, i: usize) -> Result<f64, FunctionError> {
-        self.get(i)?
-            .as_number()
-            .ok_or_else(|| self.expected(i, "a number"))
+        self.get(i)?.as_number().ok_or_else(|| self.expected(i, "a number"))
     }
 
     /// A whole number small enough to be exact in an f64.
@@ -498,12 +384,7 @@ impl<'a> Args<'a> {
         if n.fract() != 0.0 || !n.is_finite() || n.abs() > EXACT {
             return Err(self.error(
                 i,
-                format!(
-                    "{}() expects a whole number as argument {}, got {}",
-                    self.name,
-                    i + 1,
-                    format_number(n)
-                ),
+                format!("{}() expects a whole number as argument {}, got {}", self.name, i + 1, format_number(n)),
             ));
         }
         // In range and whole, so the conversion is exact.
@@ -542,13 +423,7 @@ impl<'a> Args<'a> {
 
     /// An element of a list argument as a string, converting numbers and bools as Terraform's
     /// `list(string)` parameters do.
-    fn element_string(
-        &self,
-        i: usize,
-        j: usize,
-        item: &Value,
-        what: &str,
-    ) -> Result<String, FunctionError> {
+    fn element_string(&self, i: usize, j: usize, item: &Value, what: &str) -> Result<String, FunctionError> {
         match item {
             Value::Ref(r) => Err(self
                 .error(
@@ -587,18 +462,14 @@ fn plural(n: usize, word: &str) -> String {
 }
 
 fn ref_help(r: &Reference) -> String {
-    format!(
-        "`{r}` is resolved when the system is applied, so its value is not known while compiling"
-    )
+    format!("`{r}` is resolved when the system is applied, so its value is not known while compiling")
 }
 
 /// Structural equality that ignores where references were written (their spans).
 fn same(a: &Value, b: &Value) -> bool {
     match (a, b) {
         (Value::Ref(x), Value::Ref(y)) => x.address == y.address && x.path == y.path,
-        (Value::List(x), Value::List(y)) => {
-            x.len() == y.len() && x.iter().zip(y).all(|(x, y)| same(x, y))
-        }
+        (Value::List(x), Value::List(y)) => x.len() == y.len() && x.iter().zip(y).all(|(x, y)| same(x, y)),
         (Value::Object(x), Value::Object(y)) => {
             x.len() == y.len() && x.iter().all(|(k, v)| y.get(k).is_some_and(|w| same(v, w)))
         }
@@ -628,11 +499,7 @@ fn to_set(items: &[Value]) -> Vec<Value> {
         numbers.dedup_by(|a, b| a == b);
         numbers.into_iter().map(Value::Number).collect()
     } else if all(|v| matches!(v, Value::Bool(_))) {
-        [false, true]
-            .into_iter()
-            .filter(|b| items.contains(&Value::Bool(*b)))
-            .map(Value::Bool)
-            .collect()
+        [false, true].into_iter().filter(|b| items.contains(&Value::Bool(*b))).map(Value::Bool).collect()
     } else if all(|v| matches!(v, Value::String(_) | Value::Number(_) | Value::Bool(_))) {
         let mut strings: Vec<String> = items.iter().filter_map(Value::to_template_string).collect();
         strings.sort();
@@ -665,16 +532,9 @@ fn sorted_json(value: serde_json::Value) -> serde_json::Value {
         serde_json::Value::Object(map) => {
             let mut entries: Vec<_> = map.into_iter().collect();
             entries.sort_by(|a, b| a.0.cmp(&b.0));
-            serde_json::Value::Object(
-                entries
-                    .into_iter()
-                    .map(|(k, v)| (k, sorted_json(v)))
-                    .collect(),
-            )
+            serde_json::Value::Object(entries.into_iter().map(|(k, v)| (k, sorted_json(v))).collect())
         }
-        serde_json::Value::Array(items) => {
-            serde_json::Value::Array(items.into_iter().map(sorted_json).collect())
-        }
+        serde_json::Value::Array(items) => serde_json::Value::Array(items.into_iter().map(sorted_json).collect()),
         other => other,
     }
 }
@@ -690,25 +550,17 @@ fn title_case(s: &str) -> String {
         }
         // Go's strings.Title rule, which Terraform uses: ASCII punctuation and whitespace
         // separate words; letters, digits and '_' do not.
-        word_start = if c.is_ascii() {
-            !(c.is_ascii_alphanumeric() || c == '_')
-        } else {
-            c.is_whitespace()
-        };
+        word_start = if c.is_ascii() { !(c.is_ascii_alphanumeric() || c == '_') } else { c.is_whitespace() };
     }
     out
 }
 
 fn coalesce(a: &Args) -> Result<Value, FunctionError> {
     a.count(1, None)?;
-    a.values
-        .iter()
-        .find(|v| !matches!(v, Value::Null) && v.as_str() != Some(""))
-        .cloned()
-        .ok_or_else(|| {
-            FunctionError::new("coalesce() got only null values and empty strings", None)
-                .help("give at least one argument that is neither null nor \"\"")
-        })
+    a.values.iter().find(|v| !matches!(v, Value::Null) && v.as_str() != Some("")).cloned().ok_or_else(|| {
+        FunctionError::new("coalesce() got only null values and empty strings", None)
+            .help("give at least one argument that is neither null nor \"\"")
+    })
 }
 
 fn concat(a: &Args) -> Result<Value, FunctionError> {
@@ -723,9 +575,7 @@ fn concat(a: &Args) -> Result<Value, FunctionError> {
 fn contains(a: &Args) -> Result<Value, FunctionError> {
     a.exactly(2)?;
     let needle = a.get(1)?;
-    Ok(Value::Bool(
-        a.list(0)?.iter().any(|item| same(item, needle)),
-    ))
+    Ok(Value::Bool(a.list(0)?.iter().any(|item| same(item, needle))))
 }
 
 fn element(a: &Args) -> Result<Value, FunctionError> {
@@ -747,9 +597,7 @@ fn element(a: &Args) -> Result<Value, FunctionError> {
         .and_then(|(i, len)| i.checked_rem(len))
         .and_then(|p| usize::try_from(p).ok())
         .and_then(|p| items.get(p));
-    position
-        .cloned()
-        .ok_or_else(|| a.error(1, format!("element() index {index} is out of range")))
+    position.cloned().ok_or_else(|| a.error(1, format!("element() index {index} is out of range")))
 }
 
 fn file(a: &Args, ctx: &FunctionContext) -> Result<Value, FunctionError> {
@@ -765,10 +613,7 @@ fn file(a: &Args, ctx: &FunctionContext) -> Result<Value, FunctionError> {
             std::io::ErrorKind::NotFound => format!("file() found no file at {shown}"),
             _ => format!("file() cannot read {shown}: {e}"),
         };
-        a.error(0, message).help(format!(
-            "relative paths start at the module's directory, {}",
-            ctx.base_dir.display()
-        ))
+        a.error(0, message).help(format!("relative paths start at the module's directory, {}", ctx.base_dir.display()))
     })?;
     String::from_utf8(bytes).map(Value::String).map_err(|e| {
         a.error(
@@ -785,8 +630,7 @@ fn file(a: &Args, ctx: &FunctionContext) -> Result<Value, FunctionError> {
 /// The largest `%.Nf` precision; larger ones would only build huge strings.
 const MAX_PRECISION: usize = 100;
 
-const FORMAT_VERBS: &str =
-    "verbs are %s (string), %d (whole number), %f or %.2f (number), %v (any value), \
+const FORMAT_VERBS: &str = "verbs are %s (string), %d (whole number), %f or %.2f (number), %v (any value), \
                             %q (quoted string), %t (bool), and %% for a literal %";
 
 fn format(a: &Args) -> Result<Value, FunctionError> {
@@ -812,17 +656,10 @@ fn format(a: &Args) -> Result<Value, FunctionError> {
                     .checked_mul(10)
                     .and_then(|p| p.checked_add(d as usize))
                     .filter(|p| *p <= MAX_PRECISION)
-                    .ok_or_else(|| {
-                        a.error(
-                            0,
-                            format!("format() precision is larger than {MAX_PRECISION}"),
-                        )
-                    })?;
+                    .ok_or_else(|| a.error(0, format!("format() precision is larger than {MAX_PRECISION}")))?;
             }
             if digits == 0 {
-                return Err(a
-                    .error(0, "format() expects digits after \"%.\"")
-                    .help("write e.g. \"%.2f\""));
+                return Err(a.error(0, "format() expects digits after \"%.\"").help("write e.g. \"%.2f\""));
             }
             precision = Some(p);
         }
@@ -837,27 +674,16 @@ fn format(a: &Args) -> Result<Value, FunctionError> {
         }
         if precision.is_some() && verb != 'f' {
             return Err(a
-                .error(
-                    0,
-                    format!("format() allows a precision only with %f, not with %{verb}"),
-                )
+                .error(0, format!("format() allows a precision only with %f, not with %{verb}"))
                 .help(FORMAT_VERBS));
         }
         if !"sdfvqt".contains(verb) {
-            return Err(a
-                .error(0, format!("format() does not support the verb %{verb}"))
-                .help(FORMAT_VERBS));
+            return Err(a.error(0, format!("format() does not support the verb %{verb}")).help(FORMAT_VERBS));
         }
         let i = next;
         let Some(value) = a.values.get(i) else {
             let given = a.values.len().saturating_sub(1);
-            return Err(a.error(
-                0,
-                format!(
-                    "format() spec has more verbs than the {} given",
-                    plural(given, "value")
-                ),
-            ));
+            return Err(a.error(0, format!("format() spec has more verbs than the {} given", plural(given, "value"))));
         };
         next += 1;
         format_verb(a, i, value, verb, precision, &mut out)?;
@@ -865,11 +691,7 @@ fn format(a: &Args) -> Result<Value, FunctionError> {
     if next < a.values.len() {
         return Err(a.error(
             next,
-            format!(
-                "format() got {} but the spec uses only {}",
-                plural(a.values.len() - 1, "value"),
-                next - 1
-            ),
+            format!("format() got {} but the spec uses only {}", plural(a.values.len() - 1, "value"), next - 1),
         ));
     }
     Ok(Value::String(out))
@@ -884,30 +706,18 @@ fn format_verb(
     out: &mut String,
 ) -> Result<(), FunctionError> {
     if value.is_null() {
-        return Err(a.error(
-            i,
-            format!(
-                "format() cannot format null (argument {}) with %{verb}",
-                i + 1
-            ),
-        ));
+        return Err(a.error(i, format!("format() cannot format null (argument {}) with %{verb}", i + 1)));
     }
     if let Value::Ref(r) = value {
         return Err(a.ref_as_string(i, r));
     }
     let text = match (verb, value) {
-        ('s', v) => v
-            .to_template_string()
-            .ok_or_else(|| a.expected(i, "a string, number or bool for %s"))?,
+        ('s', v) => v.to_template_string().ok_or_else(|| a.expected(i, "a string, number or bool for %s"))?,
         ('d', Value::Number(n)) => {
             if n.fract() != 0.0 || !n.is_finite() {
                 return Err(a.error(
                     i,
-                    format!(
-                        "format() %d expects a whole number as argument {}, got {}",
-                        i + 1,
-                        format_number(*n)
-                    ),
+                    format!("format() %d expects a whole number as argument {}, got {}", i + 1, format_number(*n)),
                 ));
             }
             // `+ 0.0` turns -0 into 0.
@@ -937,11 +747,7 @@ fn format_verb(
         },
         ('t', Value::Bool(b)) => b.to_string(),
         ('t', _) => return Err(a.expected(i, "a bool for %t")),
-        _ => {
-            return Err(a
-                .error(0, format!("format() does not support the verb %{verb}"))
-                .help(FORMAT_VERBS))
-        }
+        _ => return Err(a.error(0, format!("format() does not support the verb %{verb}")).help(FORMAT_VERBS)),
     };
     out.push_str(&text);
     Ok(())
@@ -976,9 +782,7 @@ fn length(a: &Args) -> Result<Value, FunctionError> {
         Value::List(items) => items.len(),
         Value::Object(map) => map.len(),
         Value::Ref(r) => {
-            return Err(a
-                .error(0, format!("length() cannot measure the reference `{r}`"))
-                .help(ref_help(r)))
+            return Err(a.error(0, format!("length() cannot measure the reference `{r}`")).help(ref_help(r)))
         }
         _ => return Err(a.expected(0, "a string, list or object")),
     };
@@ -1003,19 +807,10 @@ fn lookup(a: &Args) -> Result<Value, FunctionError> {
     } else {
         let listed: Vec<String> = keys.iter().take(SHOWN).map(|k| format!("{k:?}")).collect();
         let more = keys.len().saturating_sub(SHOWN);
-        let more = if more > 0 {
-            format!(" and {more} more")
-        } else {
-            String::new()
-        };
-        format!(
-            "available keys: {}{more}; or pass a default as the third argument",
-            listed.join(", ")
-        )
+        let more = if more > 0 { format!(" and {more} more") } else { String::new() };
+        format!("available keys: {}{more}; or pass a default as the third argument", listed.join(", "))
     };
-    Err(a
-        .error(1, format!("lookup() found no key {key:?} in the object"))
-        .help(help))
+    Err(a.error(1, format!("lookup() found no key {key:?} in the object")).help(help))
 }
 
 fn merge(a: &Args) -> Result<Value, FunctionError> {
@@ -1045,10 +840,7 @@ fn range(a: &Args) -> Result<Value, FunctionError> {
     for (i, slot) in numbers.iter_mut().enumerate().take(a.values.len()) {
         *slot = a.number(i)?;
         if !slot.is_finite() {
-            return Err(a.error(
-                i,
-                format!("range() expects a finite number as argument {}", i + 1),
-            ));
+            return Err(a.error(i, format!("range() expects a finite number as argument {}", i + 1)));
         }
     }
     let (start, limit) = match a.values.len() {
@@ -1076,11 +868,8 @@ fn range(a: &Args) -> Result<Value, FunctionError> {
         }
         out.push(Value::Number(n));
     }
-    Err(FunctionError::new(
-        format!("range() would produce more than {MAX_RANGE} numbers"),
-        None,
-    )
-    .help("check the limit and step; range() is meant for small sequences"))
+    Err(FunctionError::new(format!("range() would produce more than {MAX_RANGE} numbers"), None)
+        .help("check the limit and step; range() is meant for small sequences"))
 }
 
 fn replace(a: &Args) -> Result<Value, FunctionError> {
@@ -1090,10 +879,7 @@ fn replace(a: &Args) -> Result<Value, FunctionError> {
         // Terraform would treat this as a regular expression; doing a literal replacement
         // instead would silently give a different result.
         return Err(a
-            .error(
-                1,
-                "replace() does not support regular expressions (\"/…/\")",
-            )
+            .error(1, "replace() does not support regular expressions (\"/…/\")")
             .help("pass the literal text to replace"));
     }
     Ok(Value::String(text.replace(search, replacement)))
@@ -1105,9 +891,7 @@ fn split(a: &Args) -> Result<Value, FunctionError> {
     let parts: Vec<Value> = if separator.is_empty() {
         text.chars().map(|c| Value::String(c.to_string())).collect()
     } else {
-        text.split(separator)
-            .map(|p| Value::String(p.to_string()))
-            .collect()
+        text.split(separator).map(|p| Value::String(p.to_string())).collect()
     };
     Ok(Value::List(parts))
 }
@@ -1121,25 +905,15 @@ fn substr(a: &Args) -> Result<Value, FunctionError> {
     let total = i64::try_from(chars.len()).unwrap_or(i64::MAX);
     // As Terraform: a negative offset counts from the end (clamped to the start); an offset
     // past the end gives ""; a negative length takes the rest.
-    let start = if offset < 0 {
-        offset.saturating_add(total).max(0)
-    } else {
-        offset
-    };
+    let start = if offset < 0 { offset.saturating_add(total).max(0) } else { offset };
     if start >= total {
         return Ok(Value::String(String::new()));
     }
-    let end = if length < 0 {
-        total
-    } else {
-        start.saturating_add(length).min(total)
-    };
+    let end = if length < 0 { total } else { start.saturating_add(length).min(total) };
     let (Ok(start), Ok(end)) = (usize::try_from(start), usize::try_from(end)) else {
         return Ok(Value::String(String::new()));
     };
-    Ok(Value::String(
-        chars.get(start..end).unwrap_or_default().iter().collect(),
-    ))
+    Ok(Value::String(chars.get(start..end).unwrap_or_default().iter().collect()))
 }
 
 fn sum(a: &Args) -> Result<Value, FunctionError> {
@@ -1153,11 +927,7 @@ fn sum(a: &Args) -> Result<Value, FunctionError> {
         let Value::Number(n) = item else {
             return Err(a.error(
                 0,
-                format!(
-                    "sum() expects a list of numbers as argument 1, but element {} is {}",
-                    j + 1,
-                    item.type_name()
-                ),
+                format!("sum() expects a list of numbers as argument 1, but element {} is {}", j + 1, item.type_name()),
             ));
         };
         total += n;
@@ -1174,9 +944,9 @@ fn tobool(a: &Args) -> Result<Value, FunctionError> {
         v @ (Value::Bool(_) | Value::Null) => Ok(v.clone()),
         Value::String(s) if s == "true" => Ok(Value::Bool(true)),
         Value::String(s) if s == "false" => Ok(Value::Bool(false)),
-        Value::String(s) => Err(a
-            .error(0, format!("tobool() cannot convert {s:?} to a bool"))
-            .help("use \"true\" or \"false\"")),
+        Value::String(s) => {
+            Err(a.error(0, format!("tobool() cannot convert {s:?} to a bool")).help("use \"true\" or \"false\""))
+        }
         _ => Err(a.expected(0, "a bool or the string \"true\" or \"false\"")),
     }
 }
@@ -1219,22 +989,12 @@ fn zipmap(a: &Args) -> Result<Value, FunctionError> {
     let values = a.list(1)?;
     if keys.len() != values.len() {
         return Err(a
-            .error(
-                1,
-                format!(
-                    "zipmap() got {} but {}",
-                    plural(keys.len(), "key"),
-                    plural(values.len(), "value")
-                ),
-            )
+            .error(1, format!("zipmap() got {} but {}", plural(keys.len(), "key"), plural(values.len(), "value")))
             .help("give the same number of keys and values"));
     }
     let mut out = IndexMap::new();
     for (j, (key, value)) in keys.iter().zip(values).enumerate() {
-        out.insert(
-            a.element_string(0, j, key, "a list of string keys")?,
-            value.clone(),
-        );
+        out.insert(a.element_string(0, j, key, "a list of string keys")?, value.clone());
     }
     Ok(Value::Object(out))
 }
@@ -1246,9 +1006,7 @@ mod tests {
     use crate::value::Address;
 
     fn ctx() -> FunctionContext<'static> {
-        FunctionContext {
-            base_dir: Path::new("."),
-        }
+        FunctionContext { base_dir: Path::new(".") }
     }
 
     fn s(x: &str) -> Value {
@@ -1272,23 +1030,13 @@ mod tests {
     }
 
     fn obj(entries: &[(&str, Value)]) -> Value {
-        Value::Object(
-            entries
-                .iter()
-                .map(|(k, v)| (k.to_string(), v.clone()))
-                .collect(),
-        )
+        Value::Object(entries.iter().map(|(k, v)| (k.to_string(), v.clone())).collect())
     }
 
     /// A reference to `kind.name`, written at byte `at` (so two can differ only in span).
     fn r(kind: &str, name: &str, at: usize) -> Value {
         Value::Ref(Box::new(Reference {
-            address: Address {
-                module: vec![],
-                kind: kind.into(),
-                name: name.into(),
-                key: None,
-            },
+            address: Address { module: vec![], kind: kind.into(), name: name.into(), key: None },
             path: vec![],
             span: Span::new(FileId(0), at..at + 1),
         }))
@@ -1313,29 +1061,16 @@ mod tests {
     #[test]
     fn function_list_is_sorted_unique_and_complete() {
         for pair in FUNCTIONS.windows(2) {
-            assert!(
-                pair[0].name < pair[1].name,
-                "{} before {}",
-                pair[0].name,
-                pair[1].name
-            );
+            assert!(pair[0].name < pair[1].name, "{} before {}", pair[0].name, pair[1].name);
         }
         for f in FUNCTIONS {
-            assert!(
-                f.signature.starts_with(&format!("{}(", f.name)),
-                "{}",
-                f.signature
-            );
+            assert!(f.signature.starts_with(&format!("{}(", f.name)), "{}", f.signature);
             assert!(f.summary.ends_with('.'), "{}", f.name);
             // Every documented function is callable: with no arguments it either works or
             // complains about its arguments, never that it does not exist.
             if let Err(e) = call(f.name, &[], &ctx()) {
                 assert_ne!(e.message, "unknown function", "{}", f.name);
-                assert!(
-                    e.message.starts_with(&format!("{}()", f.name)),
-                    "{}",
-                    e.message
-                );
+                assert!(e.message.starts_with(&format!("{}()", f.name)), "{}", e.message);
             }
         }
     }
@@ -1360,94 +1095,50 @@ mod tests {
         let e = err("lower", &[]);
         assert_eq!(e.message, "lower() expects 1 argument, got 0");
         assert_eq!(e.arg, None);
-        assert_eq!(
-            err("lookup", &[obj(&[])]).message,
-            "lookup() expects 2 to 3 arguments, got 1"
-        );
-        assert_eq!(
-            err("lookup", &[obj(&[]), s("a"), n(1.0), n(2.0)]).arg,
-            Some(3)
-        );
-        assert_eq!(
-            err("concat", &[]).message,
-            "concat() expects at least 1 argument, got 0"
-        );
-        assert_eq!(
-            err("join", &[s(",")]).message,
-            "join() expects at least 2 arguments, got 1"
-        );
+        assert_eq!(err("lookup", &[obj(&[])]).message, "lookup() expects 2 to 3 arguments, got 1");
+        assert_eq!(err("lookup", &[obj(&[]), s("a"), n(1.0), n(2.0)]).arg, Some(3));
+        assert_eq!(err("concat", &[]).message, "concat() expects at least 1 argument, got 0");
+        assert_eq!(err("join", &[s(",")]).message, "join() expects at least 2 arguments, got 1");
         assert_eq!(err("range", &[n(1.0), n(2.0), n(3.0), n(4.0)]).arg, Some(3));
-        assert_eq!(
-            err("replace", &[s("a"), s("b")]).message,
-            "replace() expects 3 arguments, got 2"
-        );
+        assert_eq!(err("replace", &[s("a"), s("b")]).message, "replace() expects 3 arguments, got 2");
     }
 
     #[test]
     fn case_functions() {
         assert_eq!(ok("lower", &[s("HeLLo Ü")]), s("hello ü"));
         assert_eq!(ok("upper", &[s("straße")]), s("STRASSE"));
-        assert_eq!(
-            ok("title", &[s("hello world-wide web_site")]),
-            s("Hello World-Wide Web_site")
-        );
+        assert_eq!(ok("title", &[s("hello world-wide web_site")]), s("Hello World-Wide Web_site"));
         assert_eq!(ok("title", &[s("élan vital")]), s("Élan Vital"));
         assert_eq!(ok("title", &[s("")]), s(""));
         assert_eq!(ok("trimspace", &[s("\n  a b \t")]), s("a b"));
         let e = err("lower", &[n(5.0)]);
-        assert_eq!(
-            e.message,
-            "lower() expects a string as argument 1, got number"
-        );
+        assert_eq!(e.message, "lower() expects a string as argument 1, got number");
         assert_eq!(e.arg, Some(0));
         assert!(err("upper", &[Value::Null]).message.ends_with("got null"));
         assert!(err("title", &[strs(&["a"])]).message.ends_with("got list"));
-        assert!(err("trimspace", &[Value::Bool(true)])
-            .message
-            .ends_with("got bool"));
+        assert!(err("trimspace", &[Value::Bool(true)]).message.ends_with("got bool"));
     }
 
     #[test]
     fn string_functions_reject_references() {
-        for name in [
-            "lower",
-            "upper",
-            "title",
-            "trimspace",
-            "tostring",
-            "file",
-            "jsondecode",
-        ] {
+        for name in ["lower", "upper", "title", "trimspace", "tostring", "file", "jsondecode"] {
             let e = err(name, &[r("endpoint", "api", 0)]);
-            assert!(
-                e.message
-                    .starts_with("references cannot be used as strings here"),
-                "{name}: {}",
-                e.message
-            );
+            assert!(e.message.starts_with("references cannot be used as strings here"), "{name}: {}", e.message);
             assert!(e.message.contains("endpoint.api"), "{}", e.message);
             assert_eq!(e.arg, Some(0));
             assert!(e.help.is_some_and(|h| h.contains("applied")));
         }
         let e = err("startswith", &[s("a"), r("source", "x", 0)]);
-        assert!(e
-            .message
-            .starts_with("references cannot be used as strings here"));
+        assert!(e.message.starts_with("references cannot be used as strings here"));
         assert_eq!(e.arg, Some(1));
         let e = err("join", &[s(","), list(&[s("a"), r("source", "x", 0)])]);
-        assert!(e
-            .message
-            .starts_with("references cannot be used as strings here: element 2 of argument 2"));
+        assert!(e.message.starts_with("references cannot be used as strings here: element 2 of argument 2"));
         assert_eq!(e.arg, Some(1));
         let e = err("format", &[s("%s"), r("source", "x", 0)]);
-        assert!(e
-            .message
-            .starts_with("references cannot be used as strings here"));
+        assert!(e.message.starts_with("references cannot be used as strings here"));
         assert_eq!(e.arg, Some(1));
         let e = err("format", &[s("%v"), list(&[r("source", "x", 0)])]);
-        assert!(e
-            .message
-            .starts_with("references cannot be used as strings here"));
+        assert!(e.message.starts_with("references cannot be used as strings here"));
         assert!(err("abs", &[r("source", "x", 0)]).help.is_some());
     }
 
@@ -1465,16 +1156,10 @@ mod tests {
         assert_eq!(f("%d", &[n(-0.0)]), s("0"));
         assert_eq!(f("%d", &[n(1e20)]), s("100000000000000000000"));
         assert_eq!(f("%f", &[n(1.5)]), s("1.500000"));
-        assert_eq!(f("%.2f", &[n(3.14159)]), s("3.14"));
+        assert_eq!(f("%.2f", &[n(1.23456)]), s("1.23"));
         assert_eq!(f("%.0f", &[n(2.5)]), s("2"));
-        assert_eq!(
-            f("%v %v %v", &[s("x"), n(1.5), Value::Bool(false)]),
-            s("x 1.5 false")
-        );
-        assert_eq!(
-            f("%v", &[obj(&[("b", n(1.0)), ("a", strs(&["x"]))])]),
-            s(r#"{"a":["x"],"b":1}"#)
-        );
+        assert_eq!(f("%v %v %v", &[s("x"), n(1.5), Value::Bool(false)]), s("x 1.5 false"));
+        assert_eq!(f("%v", &[obj(&[("b", n(1.0)), ("a", strs(&["x"]))])]), s(r#"{"a":["x"],"b":1}"#));
         assert_eq!(f("%q", &[s("say \"hi\"\n")]), s(r#""say \"hi\"\n""#));
         assert_eq!(f("%q", &[n(7.0)]), s("\"7\""));
         assert_eq!(f("%t", &[Value::Bool(true)]), s("true"));
@@ -1490,78 +1175,45 @@ mod tests {
             err("format", &all)
         };
         let x = e("%s %s", &[s("a")]);
-        assert_eq!(
-            x.message,
-            "format() spec has more verbs than the 1 value given"
-        );
+        assert_eq!(x.message, "format() spec has more verbs than the 1 value given");
         assert_eq!(x.arg, Some(0));
         let x = e("%s", &[s("a"), s("b"), s("c")]);
         assert_eq!(x.message, "format() got 3 values but the spec uses only 1");
         assert_eq!(x.arg, Some(2));
         assert!(e("none", &[s("a")]).message.contains("uses only 0"));
-        assert_eq!(
-            e("%d", &[n(1.5)]).message,
-            "format() %d expects a whole number as argument 2, got 1.5"
-        );
-        assert_eq!(
-            e("%d", &[s("5")]).message,
-            "format() expects a number for %d as argument 2, got string"
-        );
+        assert_eq!(e("%d", &[n(1.5)]).message, "format() %d expects a whole number as argument 2, got 1.5");
+        assert_eq!(e("%d", &[s("5")]).message, "format() expects a number for %d as argument 2, got string");
         assert_eq!(e("%d", &[s("5")]).arg, Some(1));
-        assert!(e("%f", &[Value::Bool(true)])
-            .message
-            .contains("a number for %f"));
+        assert!(e("%f", &[Value::Bool(true)]).message.contains("a number for %f"));
         assert!(e("%t", &[s("true")]).message.contains("a bool for %t"));
         assert!(e("%s", &[strs(&["a"])]).message.contains("got list"));
         assert!(e("%q", &[strs(&["a"])]).message.contains("a string for %q"));
-        assert!(e("%s", &[Value::Null])
-            .message
-            .contains("cannot format null"));
-        assert!(e("%x", &[n(1.0)])
-            .message
-            .contains("does not support the verb %x"));
+        assert!(e("%s", &[Value::Null]).message.contains("cannot format null"));
+        assert!(e("%x", &[n(1.0)]).message.contains("does not support the verb %x"));
         assert!(e("%x", &[n(1.0)]).help.is_some_and(|h| h.contains("%s")));
         assert!(e("%5d", &[n(1.0)]).message.contains("verb %5"));
         assert!(e("50%", &[]).message.contains("unfinished"));
         assert!(e("%.", &[]).message.contains("digits after"));
         assert!(e("%.f", &[n(1.0)]).message.contains("digits after"));
-        assert!(e("%.2d", &[n(1.0)])
-            .message
-            .contains("precision only with %f"));
+        assert!(e("%.2d", &[n(1.0)]).message.contains("precision only with %f"));
         assert!(e("%.2%", &[]).message.contains("precision only with %f"));
         assert!(e("%.101f", &[n(1.0)]).message.contains("larger than 100"));
-        assert!(e("%.99999999999999999999999f", &[n(1.0)])
-            .message
-            .contains("larger than 100"));
-        assert!(err("format", &[n(1.0)])
-            .message
-            .contains("expects a string as argument 1"));
+        assert!(e("%.99999999999999999999999f", &[n(1.0)]).message.contains("larger than 100"));
+        assert!(err("format", &[n(1.0)]).message.contains("expects a string as argument 1"));
     }
 
     #[test]
     fn join_and_split() {
         assert_eq!(ok("join", &[s(", "), strs(&["a", "b", "c"])]), s("a, b, c"));
-        assert_eq!(
-            ok(
-                "join",
-                &[s("-"), list(&[s("a"), n(1.0), Value::Bool(true)])]
-            ),
-            s("a-1-true")
-        );
+        assert_eq!(ok("join", &[s("-"), list(&[s("a"), n(1.0), Value::Bool(true)])]), s("a-1-true"));
         assert_eq!(ok("join", &[s("-"), strs(&["a"]), strs(&["b"])]), s("a-b"));
         assert_eq!(ok("join", &[s("-"), strs(&[])]), s(""));
         let e = err("join", &[s(","), list(&[s("a"), Value::Null])]);
-        assert_eq!(
-            e.message,
-            "join() expects a list of strings as argument 2, but element 2 is null"
-        );
+        assert_eq!(e.message, "join() expects a list of strings as argument 2, but element 2 is null");
         assert_eq!(e.arg, Some(1));
         assert_eq!(err("join", &[s(","), s("a")]).arg, Some(1));
         assert_eq!(err("join", &[n(1.0), strs(&[])]).arg, Some(0));
-        assert_eq!(
-            ok("split", &[s(","), s("a,b,,c")]),
-            strs(&["a", "b", "", "c"])
-        );
+        assert_eq!(ok("split", &[s(","), s("a,b,,c")]), strs(&["a", "b", "", "c"]));
         assert_eq!(ok("split", &[s(","), s("")]), strs(&[""]));
         assert_eq!(ok("split", &[s(""), s("añb")]), strs(&["a", "ñ", "b"]));
         assert_eq!(ok("split", &[s("::"), s("a::b")]), strs(&["a", "b"]));
@@ -1590,16 +1242,10 @@ mod tests {
         assert_eq!(ok("substr", &[s(""), n(0.0), n(1.0)]), s(""));
         assert_eq!(ok("substr", &[s("hello"), n(9e15), n(9e15)]), s(""));
         let e = err("substr", &[s("hello"), n(1.5), n(1.0)]);
-        assert_eq!(
-            e.message,
-            "substr() expects a whole number as argument 2, got 1.5"
-        );
+        assert_eq!(e.message, "substr() expects a whole number as argument 2, got 1.5");
         assert_eq!(e.arg, Some(1));
         assert_eq!(err("substr", &[s("hello"), n(0.0), n(1e300)]).arg, Some(2));
-        assert_eq!(
-            err("substr", &[s("hello"), n(0.0), n(f64::NAN)]).arg,
-            Some(2)
-        );
+        assert_eq!(err("substr", &[s("hello"), n(0.0), n(f64::NAN)]).arg, Some(2));
 
         assert_eq!(ok("startswith", &[s("hello"), s("he")]), Value::Bool(true));
         assert_eq!(ok("startswith", &[s("hello"), s("lo")]), Value::Bool(false));
@@ -1612,31 +1258,18 @@ mod tests {
     fn concat_merge_and_lookup_carry_references() {
         let reference = r("source", "tx", 3);
         assert_eq!(
-            ok(
-                "concat",
-                &[strs(&["a"]), list(&[reference.clone()]), list(&[])]
-            ),
+            ok("concat", &[strs(&["a"]), list(std::slice::from_ref(&reference)), list(&[])]),
             list(&[s("a"), reference.clone()])
         );
         let e = err("concat", &[strs(&["a"]), s("b")]);
-        assert_eq!(
-            e.message,
-            "concat() expects a list as argument 2, got string"
-        );
+        assert_eq!(e.message, "concat() expects a list as argument 2, got string");
         assert_eq!(e.arg, Some(1));
 
         let merged = ok(
             "merge",
-            &[
-                obj(&[("a", n(1.0)), ("b", n(2.0))]),
-                Value::Null,
-                obj(&[("b", reference.clone()), ("c", n(3.0))]),
-            ],
+            &[obj(&[("a", n(1.0)), ("b", n(2.0))]), Value::Null, obj(&[("b", reference.clone()), ("c", n(3.0))])],
         );
-        assert_eq!(
-            merged,
-            obj(&[("a", n(1.0)), ("b", reference.clone()), ("c", n(3.0))])
-        );
+        assert_eq!(merged, obj(&[("a", n(1.0)), ("b", reference.clone()), ("c", n(3.0))]));
         assert_eq!(ok("merge", &[]), obj(&[]));
         assert_eq!(err("merge", &[obj(&[]), strs(&[])]).arg, Some(1));
 
@@ -1647,18 +1280,11 @@ mod tests {
         let e = err("lookup", &[map.clone(), s("y")]);
         assert_eq!(e.message, "lookup() found no key \"y\" in the object");
         assert_eq!(e.arg, Some(1));
-        assert_eq!(
-            e.help.as_deref(),
-            Some("available keys: \"a\", \"x\"; or pass a default as the third argument")
-        );
-        assert!(err("lookup", &[obj(&[]), s("y")])
-            .help
-            .is_some_and(|h| h.contains("empty")));
+        assert_eq!(e.help.as_deref(), Some("available keys: \"a\", \"x\"; or pass a default as the third argument"));
+        assert!(err("lookup", &[obj(&[]), s("y")]).help.is_some_and(|h| h.contains("empty")));
         let big: Vec<(String, Value)> = (0..25).map(|i| (format!("k{i:02}"), n(0.0))).collect();
         let big = Value::Object(big.into_iter().collect());
-        assert!(err("lookup", &[big, s("y")])
-            .help
-            .is_some_and(|h| h.contains("and 5 more")));
+        assert!(err("lookup", &[big, s("y")]).help.is_some_and(|h| h.contains("and 5 more")));
         assert_eq!(err("lookup", &[strs(&[]), s("y")]).arg, Some(0));
         assert_eq!(err("lookup", &[r("source", "tx", 0), s("y")]).arg, Some(0));
         assert_eq!(err("lookup", &[map, n(1.0)]).arg, Some(1));
@@ -1671,9 +1297,7 @@ mod tests {
         assert_eq!(ok("length", &[obj(&[("a", n(1.0))])]), n(1.0));
         assert_eq!(ok("length", &[strs(&[])]), n(0.0));
         let e = err("length", &[r("source", "tx", 0)]);
-        assert!(e
-            .message
-            .contains("cannot measure the reference `source.tx`"));
+        assert!(e.message.contains("cannot measure the reference `source.tx`"));
         assert_eq!(
             err("length", &[n(1.0)]).message,
             "length() expects a string, list or object as argument 1, got number"
@@ -1681,72 +1305,36 @@ mod tests {
         assert!(err("length", &[Value::Null]).message.ends_with("got null"));
 
         let o = obj(&[("b", n(2.0)), ("a", n(1.0)), ("c", r("x", "y", 0))]);
-        assert_eq!(ok("keys", &[o.clone()]), strs(&["a", "b", "c"]));
+        assert_eq!(ok("keys", std::slice::from_ref(&o)), strs(&["a", "b", "c"]));
         assert_eq!(ok("values", &[o]), list(&[n(1.0), n(2.0), r("x", "y", 0)]));
         assert_eq!(ok("keys", &[obj(&[])]), list(&[]));
-        assert_eq!(
-            err("keys", &[strs(&["a"])]).message,
-            "keys() expects an object as argument 1, got list"
-        );
+        assert_eq!(err("keys", &[strs(&["a"])]).message, "keys() expects an object as argument 1, got list");
         assert_eq!(err("values", &[Value::Null]).arg, Some(0));
     }
 
     #[test]
     fn contains_distinct_flatten() {
         let refs = list(&[r("source", "a", 0), r("source", "b", 5)]);
-        assert_eq!(
-            ok("contains", &[strs(&["a", "b"]), s("b")]),
-            Value::Bool(true)
-        );
-        assert_eq!(
-            ok("contains", &[strs(&["a", "b"]), s("c")]),
-            Value::Bool(false)
-        );
+        assert_eq!(ok("contains", &[strs(&["a", "b"]), s("b")]), Value::Bool(true));
+        assert_eq!(ok("contains", &[strs(&["a", "b"]), s("c")]), Value::Bool(false));
         assert_eq!(ok("contains", &[nums(&[1.0]), s("1")]), Value::Bool(false));
         // The same reference written elsewhere (another span) is the same value.
+        assert_eq!(ok("contains", &[refs.clone(), r("source", "b", 99)]), Value::Bool(true));
         assert_eq!(
-            ok("contains", &[refs.clone(), r("source", "b", 99)]),
-            Value::Bool(true)
-        );
-        assert_eq!(
-            ok(
-                "contains",
-                &[
-                    list(&[obj(&[("a", n(1.0)), ("b", n(2.0))])]),
-                    obj(&[("b", n(2.0)), ("a", n(1.0))])
-                ]
-            ),
+            ok("contains", &[list(&[obj(&[("a", n(1.0)), ("b", n(2.0))])]), obj(&[("b", n(2.0)), ("a", n(1.0))])]),
             Value::Bool(true)
         );
         assert_eq!(err("contains", &[s("abc"), s("a")]).arg, Some(0));
 
+        assert_eq!(ok("distinct", &[strs(&["b", "a", "b", "c", "a"])]), strs(&["b", "a", "c"]));
         assert_eq!(
-            ok("distinct", &[strs(&["b", "a", "b", "c", "a"])]),
-            strs(&["b", "a", "c"])
-        );
-        assert_eq!(
-            ok(
-                "distinct",
-                &[list(&[
-                    r("s", "a", 0),
-                    r("s", "a", 7),
-                    nums(&[1.0]),
-                    nums(&[1.0])
-                ])]
-            ),
+            ok("distinct", &[list(&[r("s", "a", 0), r("s", "a", 7), nums(&[1.0]), nums(&[1.0])])]),
             list(&[r("s", "a", 0), nums(&[1.0])])
         );
         assert_eq!(err("distinct", &[obj(&[])]).arg, Some(0));
 
         assert_eq!(
-            ok(
-                "flatten",
-                &[list(&[
-                    s("a"),
-                    list(&[s("b"), list(&[s("c")]), list(&[])]),
-                    Value::Null
-                ])]
-            ),
+            ok("flatten", &[list(&[s("a"), list(&[s("b"), list(&[s("c")]), list(&[])]), Value::Null])]),
             list(&[s("a"), s("b"), s("c"), Value::Null])
         );
         assert_eq!(ok("flatten", &[list(&[])]), list(&[]));
@@ -1755,55 +1343,27 @@ mod tests {
 
     #[test]
     fn toset_orders_like_terraform() {
+        assert_eq!(ok("toset", &[strs(&["c", "a", "c", "b"])]), strs(&["a", "b", "c"]));
+        assert_eq!(ok("toset", &[nums(&[10.0, 2.0, 10.0, -1.0])]), nums(&[-1.0, 2.0, 10.0]));
         assert_eq!(
-            ok("toset", &[strs(&["c", "a", "c", "b"])]),
-            strs(&["a", "b", "c"])
-        );
-        assert_eq!(
-            ok("toset", &[nums(&[10.0, 2.0, 10.0, -1.0])]),
-            nums(&[-1.0, 2.0, 10.0])
-        );
-        assert_eq!(
-            ok(
-                "toset",
-                &[list(&[
-                    Value::Bool(true),
-                    Value::Bool(false),
-                    Value::Bool(true)
-                ])]
-            ),
+            ok("toset", &[list(&[Value::Bool(true), Value::Bool(false), Value::Bool(true)])]),
             list(&[Value::Bool(false), Value::Bool(true)])
         );
+        assert_eq!(ok("toset", &[list(&[s("b"), n(1.0), s("1"), Value::Bool(true)])]), strs(&["1", "b", "true"]));
         assert_eq!(
-            ok(
-                "toset",
-                &[list(&[s("b"), n(1.0), s("1"), Value::Bool(true)])]
-            ),
-            strs(&["1", "b", "true"])
-        );
-        assert_eq!(
-            ok(
-                "toset",
-                &[list(&[r("s", "b", 0), r("s", "a", 0), r("s", "b", 9)])]
-            ),
+            ok("toset", &[list(&[r("s", "b", 0), r("s", "a", 0), r("s", "b", 9)])]),
             list(&[r("s", "b", 0), r("s", "a", 0)])
         );
         assert_eq!(ok("toset", &[list(&[])]), list(&[]));
         assert_eq!(ok("toset", &[Value::Null]), Value::Null);
-        assert_eq!(
-            err("toset", &[s("a")]).message,
-            "toset() expects a list as argument 1, got string"
-        );
+        assert_eq!(err("toset", &[s("a")]).message, "toset() expects a list as argument 1, got string");
     }
 
     #[test]
     fn conversions() {
         assert_eq!(ok("tolist", &[strs(&["a"])]), strs(&["a"]));
         assert_eq!(ok("tolist", &[Value::Null]), Value::Null);
-        assert_eq!(
-            err("tolist", &[obj(&[])]).message,
-            "tolist() expects a list as argument 1, got object"
-        );
+        assert_eq!(err("tolist", &[obj(&[])]).message, "tolist() expects a list as argument 1, got object");
         assert_eq!(ok("tomap", &[obj(&[("a", n(1.0))])]), obj(&[("a", n(1.0))]));
         assert_eq!(ok("tomap", &[Value::Null]), Value::Null);
         assert_eq!(err("tomap", &[strs(&[])]).arg, Some(0));
@@ -1813,9 +1373,7 @@ mod tests {
         assert_eq!(ok("tostring", &[n(3.0)]), s("3"));
         assert_eq!(ok("tostring", &[Value::Bool(false)]), s("false"));
         assert_eq!(ok("tostring", &[Value::Null]), Value::Null);
-        assert!(err("tostring", &[strs(&[])])
-            .message
-            .contains("a string, number or bool"));
+        assert!(err("tostring", &[strs(&[])]).message.contains("a string, number or bool"));
 
         assert_eq!(ok("tonumber", &[s("42")]), n(42.0));
         assert_eq!(ok("tonumber", &[s("-1.5")]), n(-1.5));
@@ -1823,37 +1381,25 @@ mod tests {
         assert_eq!(ok("tonumber", &[s("1E-2")]), n(0.01));
         assert_eq!(ok("tonumber", &[n(7.0)]), n(7.0));
         assert_eq!(ok("tonumber", &[Value::Null]), Value::Null);
-        for bad in [
-            "", "abc", "inf", "NaN", ".5", "5.", "1e", "1e+", "--1", " 1", "1e400", "0x10", "1_000",
-        ] {
+        for bad in ["", "abc", "inf", "NaN", ".5", "5.", "1e", "1e+", "--1", " 1", "1e400", "0x10", "1_000"] {
             let e = err("tonumber", &[s(bad)]);
             assert!(e.message.contains("cannot convert"), "{bad}: {}", e.message);
             assert_eq!(e.arg, Some(0));
         }
-        assert!(err("tonumber", &[Value::Bool(true)])
-            .message
-            .ends_with("got bool"));
+        assert!(err("tonumber", &[Value::Bool(true)]).message.ends_with("got bool"));
 
         assert_eq!(ok("tobool", &[s("true")]), Value::Bool(true));
         assert_eq!(ok("tobool", &[s("false")]), Value::Bool(false));
         assert_eq!(ok("tobool", &[Value::Bool(true)]), Value::Bool(true));
         assert_eq!(ok("tobool", &[Value::Null]), Value::Null);
-        assert!(err("tobool", &[s("yes")])
-            .message
-            .contains("cannot convert \"yes\""));
+        assert!(err("tobool", &[s("yes")]).message.contains("cannot convert \"yes\""));
         assert!(err("tobool", &[n(1.0)]).message.ends_with("got number"));
     }
 
     #[test]
     fn coalesce_and_element() {
-        assert_eq!(
-            ok("coalesce", &[Value::Null, s(""), s("b"), s("c")]),
-            s("b")
-        );
-        assert_eq!(
-            ok("coalesce", &[Value::Null, r("s", "x", 0)]),
-            r("s", "x", 0)
-        );
+        assert_eq!(ok("coalesce", &[Value::Null, s(""), s("b"), s("c")]), s("b"));
+        assert_eq!(ok("coalesce", &[Value::Null, r("s", "x", 0)]), r("s", "x", 0));
         assert_eq!(ok("coalesce", &[n(0.0)]), n(0.0));
         let e = err("coalesce", &[Value::Null, s("")]);
         assert!(e.message.contains("only null values and empty strings"));
@@ -1878,31 +1424,17 @@ mod tests {
     fn ranges() {
         assert_eq!(ok("range", &[n(3.0)]), nums(&[0.0, 1.0, 2.0]));
         assert_eq!(ok("range", &[n(1.0), n(4.0)]), nums(&[1.0, 2.0, 3.0]));
-        assert_eq!(
-            ok("range", &[n(1.0), n(8.0), n(2.0)]),
-            nums(&[1.0, 3.0, 5.0, 7.0])
-        );
-        assert_eq!(
-            ok("range", &[n(1.0), n(2.0), n(0.25)]),
-            nums(&[1.0, 1.25, 1.5, 1.75])
-        );
+        assert_eq!(ok("range", &[n(1.0), n(8.0), n(2.0)]), nums(&[1.0, 3.0, 5.0, 7.0]));
+        assert_eq!(ok("range", &[n(1.0), n(2.0), n(0.25)]), nums(&[1.0, 1.25, 1.5, 1.75]));
         assert_eq!(ok("range", &[n(4.0), n(1.0)]), nums(&[4.0, 3.0, 2.0]));
-        assert_eq!(
-            ok("range", &[n(10.0), n(5.0), n(-2.0)]),
-            nums(&[10.0, 8.0, 6.0])
-        );
+        assert_eq!(ok("range", &[n(10.0), n(5.0), n(-2.0)]), nums(&[10.0, 8.0, 6.0]));
         assert_eq!(ok("range", &[n(-2.0)]), nums(&[0.0, -1.0]));
         assert_eq!(ok("range", &[n(0.0)]), nums(&[]));
         assert_eq!(ok("range", &[n(1.0), n(4.0), n(-1.0)]), nums(&[]));
-        assert_eq!(
-            ok("range", &[n(1024.0)]).to_json().as_array().map(Vec::len),
-            Some(1024)
-        );
+        assert_eq!(ok("range", &[n(1024.0)]).to_json().as_array().map(Vec::len), Some(1024));
         let e = err("range", &[n(1025.0)]);
         assert!(e.message.contains("more than 1024"));
-        assert!(err("range", &[n(0.0), n(1.0), n(1e-9)])
-            .message
-            .contains("more than 1024"));
+        assert!(err("range", &[n(0.0), n(1.0), n(1e-9)]).message.contains("more than 1024"));
         let e = err("range", &[n(0.0), n(5.0), n(0.0)]);
         assert!(e.message.contains("zero"));
         assert_eq!(e.arg, Some(2));
@@ -1915,15 +1447,9 @@ mod tests {
         assert_eq!(ok("min", &[n(3.0), n(-1.0), n(2.0)]), n(-1.0));
         assert_eq!(ok("max", &[n(3.0), n(-1.0), n(2.0)]), n(3.0));
         assert_eq!(ok("max", &[n(5.0)]), n(5.0));
-        assert_eq!(
-            err("min", &[]).message,
-            "min() expects at least 1 argument, got 0"
-        );
+        assert_eq!(err("min", &[]).message, "min() expects at least 1 argument, got 0");
         let e = err("max", &[n(1.0), s("2")]);
-        assert_eq!(
-            e.message,
-            "max() expects a number as argument 2, got string"
-        );
+        assert_eq!(e.message, "max() expects a number as argument 2, got string");
         assert_eq!(e.arg, Some(1));
         assert_eq!(err("min", &[nums(&[1.0])]).arg, Some(0));
 
@@ -1931,13 +1457,8 @@ mod tests {
         let e = err("sum", &[nums(&[])]);
         assert!(e.message.contains("empty list"));
         let e = err("sum", &[list(&[n(1.0), s("2")])]);
-        assert_eq!(
-            e.message,
-            "sum() expects a list of numbers as argument 1, but element 2 is string"
-        );
-        assert!(err("sum", &[nums(&[f64::MAX, f64::MAX])])
-            .message
-            .contains("too large"));
+        assert_eq!(e.message, "sum() expects a list of numbers as argument 1, but element 2 is string");
+        assert!(err("sum", &[nums(&[f64::MAX, f64::MAX])]).message.contains("too large"));
         assert_eq!(err("sum", &[n(1.0)]).arg, Some(0));
 
         assert_eq!(ok("abs", &[n(-2.5)]), n(2.5));
@@ -1945,27 +1466,18 @@ mod tests {
         assert_eq!(ok("ceil", &[n(-1.2)]), n(-1.0));
         assert_eq!(ok("floor", &[n(1.8)]), n(1.0));
         assert_eq!(ok("floor", &[n(-1.2)]), n(-2.0));
-        assert_eq!(
-            err("abs", &[s("1")]).message,
-            "abs() expects a number as argument 1, got string"
-        );
+        assert_eq!(err("abs", &[s("1")]).message, "abs() expects a number as argument 1, got string");
         assert_eq!(err("ceil", &[]).arg, None);
     }
 
     #[test]
     fn zipmap_builds_objects() {
         assert_eq!(
-            ok(
-                "zipmap",
-                &[strs(&["a", "b"]), list(&[n(1.0), r("s", "x", 0)])]
-            ),
+            ok("zipmap", &[strs(&["a", "b"]), list(&[n(1.0), r("s", "x", 0)])]),
             obj(&[("a", n(1.0)), ("b", r("s", "x", 0))])
         );
         assert_eq!(
-            ok(
-                "zipmap",
-                &[list(&[n(1.0), s("a"), n(1.0)]), nums(&[1.0, 2.0, 3.0])]
-            ),
+            ok("zipmap", &[list(&[n(1.0), s("a"), n(1.0)]), nums(&[1.0, 2.0, 3.0])]),
             obj(&[("1", n(3.0)), ("a", n(2.0))])
         );
         assert_eq!(ok("zipmap", &[list(&[]), list(&[])]), obj(&[]));
@@ -1975,9 +1487,7 @@ mod tests {
         let e = err("zipmap", &[list(&[Value::Null]), nums(&[1.0])]);
         assert!(e.message.contains("element 1 is null"));
         assert_eq!(e.arg, Some(0));
-        assert!(err("zipmap", &[list(&[r("s", "x", 0)]), nums(&[1.0])])
-            .message
-            .starts_with("references cannot"));
+        assert!(err("zipmap", &[list(&[r("s", "x", 0)]), nums(&[1.0])]).message.starts_with("references cannot"));
         assert_eq!(err("zipmap", &[strs(&[]), s("x")]).arg, Some(1));
     }
 
@@ -1988,17 +1498,11 @@ mod tests {
             ("a", obj(&[("z", s("x")), ("y", r("source", "tx", 0))])),
         ]);
         let encoded = ok("jsonencode", &[v]);
-        assert_eq!(
-            encoded,
-            s(r#"{"a":{"y":"source.tx","z":"x"},"b":[1,1.5,null,true]}"#)
-        );
+        assert_eq!(encoded, s(r#"{"a":{"y":"source.tx","z":"x"},"b":[1,1.5,null,true]}"#));
         assert_eq!(ok("jsonencode", &[s("a\"b")]), s(r#""a\"b""#));
         assert_eq!(ok("jsonencode", &[Value::Null]), s("null"));
 
-        let decoded = ok(
-            "jsondecode",
-            &[s(r#"{"b": [1, 2.5, null], "a": {"c": "x"}, "t": false}"#)],
-        );
+        let decoded = ok("jsondecode", &[s(r#"{"b": [1, 2.5, null], "a": {"c": "x"}, "t": false}"#)]);
         assert_eq!(
             decoded,
             obj(&[
@@ -2008,18 +1512,13 @@ mod tests {
             ])
         );
         assert_eq!(ok("jsondecode", &[s("\"hi\"")]), s("hi"));
-        let round = ok(
-            "jsondecode",
-            &[ok("jsonencode", &[obj(&[("k", nums(&[1.0, 2.0]))])])],
-        );
+        let round = ok("jsondecode", &[ok("jsonencode", &[obj(&[("k", nums(&[1.0, 2.0]))])])]);
         assert_eq!(round, obj(&[("k", nums(&[1.0, 2.0]))]));
         let e = err("jsondecode", &[s("{nope")]);
         assert!(e.message.starts_with("jsondecode() got invalid JSON"));
         assert_eq!(e.arg, Some(0));
         assert!(err("jsondecode", &[s("")]).message.contains("invalid JSON"));
-        assert!(err("jsondecode", &[s(&"[".repeat(10_000))])
-            .message
-            .contains("invalid JSON"));
+        assert!(err("jsondecode", &[s(&"[".repeat(10_000))]).message.contains("invalid JSON"));
         assert_eq!(err("jsondecode", &[n(1.0)]).arg, Some(0));
         assert_eq!(err("jsonencode", &[]).arg, None);
     }
@@ -2041,25 +1540,14 @@ mod tests {
         assert_eq!(read(&absolute.to_string_lossy()), Ok(s("SELECT 1;\n")));
 
         let e = read("missing.sql").unwrap_err();
-        assert!(
-            e.message.starts_with("file() found no file at "),
-            "{}",
-            e.message
-        );
-        assert!(e
-            .message
-            .contains(&dir.join("missing.sql").display().to_string()));
+        assert!(e.message.starts_with("file() found no file at "), "{}", e.message);
+        assert!(e.message.contains(&dir.join("missing.sql").display().to_string()));
         assert_eq!(e.arg, Some(0));
-        assert!(e
-            .help
-            .is_some_and(|h| h.contains(&dir.display().to_string())));
+        assert!(e.help.is_some_and(|h| h.contains(&dir.display().to_string())));
         let e = read("binary.bin").unwrap_err();
         assert!(e.message.contains("not UTF-8"), "{}", e.message);
         assert!(e.message.contains("offset 2"), "{}", e.message);
-        assert!(read("sub")
-            .unwrap_err()
-            .message
-            .contains("file() cannot read"));
+        assert!(read("sub").unwrap_err().message.contains("file() cannot read"));
         assert!(read("").unwrap_err().message.contains("empty string"));
         assert_eq!(call("file", &[n(1.0)], &context).unwrap_err().arg, Some(0));
         let _ = std::fs::remove_dir_all(&dir);

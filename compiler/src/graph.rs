@@ -77,8 +77,11 @@ impl Graph {
     /// Direct dependencies of a resource, sorted.
     pub fn dependencies(&self, address: &str) -> Vec<String> {
         let Some(&i) = self.index.get(address) else { return Vec::new() };
-        let mut out: Vec<String> =
-            self.graph.edges_directed(i, petgraph::Direction::Incoming).map(|e| self.graph[e.source()].clone()).collect();
+        let mut out: Vec<String> = self
+            .graph
+            .edges_directed(i, petgraph::Direction::Incoming)
+            .map(|e| self.graph[e.source()].clone())
+            .collect();
         out.sort();
         out
     }
@@ -116,8 +119,11 @@ impl Graph {
             let kind = model.get(a).map_or("", |r| r.address.kind.as_str());
             out.push_str(&format!("  \"{a}\" [label=\"{a}\", style=filled, fillcolor=\"{}\"];\n", color(kind)));
         }
-        let mut edges: Vec<(String, String)> =
-            self.graph.edge_references().map(|e| (self.graph[e.source()].clone(), self.graph[e.target()].clone())).collect();
+        let mut edges: Vec<(String, String)> = self
+            .graph
+            .edge_references()
+            .map(|e| (self.graph[e.source()].clone(), self.graph[e.target()].clone()))
+            .collect();
         edges.sort();
         for (a, b) in edges {
             out.push_str(&format!("  \"{a}\" -> \"{b}\";\n"));

@@ -22,7 +22,9 @@ fn ty_schema(ty: Ty) -> Value {
         Ty::NonNegative => json!({ "type": "number", "minimum": 0 }),
         Ty::Bool => json!({ "type": "boolean" }),
         Ty::Duration => json!({ "type": "string", "pattern": "^([0-9]+(ms|s|m|h|d|w))+$", "x-mlops-unit": "duration" }),
-        Ty::Memory => json!({ "type": "string", "pattern": "^[0-9]+(\\.[0-9]+)?(Ki|Mi|Gi|Ti|Pi|Ei|k|M|G|T|P|E)?$", "x-mlops-unit": "memory" }),
+        Ty::Memory => {
+            json!({ "type": "string", "pattern": "^[0-9]+(\\.[0-9]+)?(Ki|Mi|Gi|Ti|Pi|Ei|k|M|G|T|P|E)?$", "x-mlops-unit": "memory" })
+        }
         Ty::Cron => json!({ "type": "string", "x-mlops-unit": "cron" }),
         Ty::Percentage => json!({ "oneOf": [
             { "type": "number", "minimum": 0, "maximum": 100 },
@@ -236,7 +238,9 @@ fn block_doc(out: &mut String, b: &BlockSchema, path: &str, depth: usize) {
 pub fn markdown_reference() -> String {
     let mut out = String::new();
     out.push_str(LANGUAGE_GUIDE);
-    out.push_str("\n## Blocks\n\n<!-- Generated from compiler/src/schema.rs by `mlops schema --format markdown`. -->\n\n");
+    out.push_str(
+        "\n## Blocks\n\n<!-- Generated from compiler/src/schema.rs by `mlops schema --format markdown`. -->\n\n",
+    );
     for b in TOP_LEVEL {
         block_doc(&mut out, b, b.kind, 3);
     }

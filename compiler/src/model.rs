@@ -892,7 +892,9 @@ fn feature(f: &Node, source: Option<&Source>) -> Feature {
 /// Builds a training job.
 pub fn training_job(node: &Node) -> TrainingJob {
     let label = match node.get("label") {
-        Some(Value::Ref(r)) => ColumnRef { source: r.address.to_string(), column: r.path.get(1).cloned().unwrap_or_default() },
+        Some(Value::Ref(r)) => {
+            ColumnRef { source: r.address.to_string(), column: r.path.get(1).cloned().unwrap_or_default() }
+        }
         _ => ColumnRef { source: String::new(), column: String::new() },
     };
     let mut params: BTreeMap<String, serde_json::Value> = match node.get("params") {
@@ -1047,10 +1049,9 @@ pub fn retrain_policy(node: &Node, default_cooldown: Duration) -> RetrainPolicy 
         job: addr(node.get("job")),
         on: addrs(node.get("on")),
         schedule: cron(node, "schedule"),
-        new_data: node.block("new_data").map(|n| NewData {
-            source: addr(n.get("source")),
-            rows: n.num("rows").map_or(1, |r| r.max(1.0) as u64),
-        }),
+        new_data: node
+            .block("new_data")
+            .map(|n| NewData { source: addr(n.get("source")), rows: n.num("rows").map_or(1, |r| r.max(1.0) as u64) }),
         cooldown: duration(node, "cooldown").unwrap_or(default_cooldown),
         budget: node.block("budget").map(|b| Budget {
             max_runs: uint(b, "max_runs", 1),

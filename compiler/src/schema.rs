@@ -374,7 +374,11 @@ static SOURCE: BlockSchema = BlockSchema {
     ],
     blocks: &[exactly_one(&SCHEMA)],
     exports: &[
-        ExportSchema { name: "columns", doc: "`columns.<name>`: a column, e.g. for a training label.", computed: false },
+        ExportSchema {
+            name: "columns",
+            doc: "`columns.<name>`: a column, e.g. for a training label.",
+            computed: false,
+        },
         ExportSchema { name: "rows", doc: "Rows read by the last ingestion.", computed: true },
         ExportSchema { name: "watermark", doc: "Latest event time ingested.", computed: true },
     ],
@@ -559,7 +563,11 @@ static DRIFT: BlockSchema = BlockSchema {
     attrs: &[
         req("features", STRINGS, "Features compared against the training reference; \"prediction\" for scores."),
         AttrSchema { required: true, ..choice("method", DRIFT_METHODS, None, "Drift statistic.") },
-        req("threshold", Ty::NonNegative, "Alert when the statistic exceeds this (p-value methods: when p < threshold)."),
+        req(
+            "threshold",
+            Ty::NonNegative,
+            "Alert when the statistic exceeds this (p-value methods: when p < threshold).",
+        ),
         with_default(
             choice("correction", &["none", "bonferroni", "holm"], None, "Multiple-testing correction for p-values."),
             "bonferroni",

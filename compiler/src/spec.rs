@@ -84,7 +84,10 @@ impl SystemSpec {
             .outputs
             .iter()
             .map(|o| {
-                (o.name.clone(), OutputSpec { value: o.value.to_json(), sensitive: o.sensitive, description: o.description.clone() })
+                (
+                    o.name.clone(),
+                    OutputSpec { value: o.value.to_json(), sensitive: o.sensitive, description: o.description.clone() },
+                )
             })
             .collect();
         SystemSpec { format_version: FORMAT_VERSION, system: model.system.clone(), resources, outputs }

@@ -24,10 +24,7 @@ pub struct UnitError {
 
 impl UnitError {
     fn new(message: impl Into<String>, help: impl Into<String>) -> UnitError {
-        UnitError {
-            message: message.into(),
-            help: help.into(),
-        }
+        UnitError { message: message.into(), help: help.into() }
     }
 }
 
@@ -48,10 +45,7 @@ struct TextVisitor<T> {
 
 impl<T> TextVisitor<T> {
     fn new(expecting: &'static str) -> TextVisitor<T> {
-        TextVisitor {
-            expecting,
-            marker: PhantomData,
-        }
+        TextVisitor { expecting, marker: PhantomData }
     }
 }
 
@@ -82,8 +76,7 @@ const DURATION_UNITS: [(&str, u64); 6] = [
     ("ms", 1),
 ];
 
-const DURATION_HELP: &str =
-    "use a number followed by a unit (ms, s, m, h, d, w): \"30s\", \"10m\", \
+const DURATION_HELP: &str = "use a number followed by a unit (ms, s, m, h, d, w): \"30s\", \"10m\", \
                              \"24h\", \"7d\"; combine units largest first, e.g. \"1h30m\"";
 
 /// A length of time such as `"30s"`, `"24h"` or `"1h30m"`, held in whole milliseconds.
@@ -108,19 +101,14 @@ impl Duration {
             return Err(UnitError::new("a duration cannot be empty", DURATION_HELP));
         }
         if s.starts_with('-') {
-            return Err(UnitError::new(
-                format!("duration \"{s}\" is negative"),
-                DURATION_HELP,
-            ));
+            return Err(UnitError::new(format!("duration \"{s}\" is negative"), DURATION_HELP));
         }
         let mut total: u64 = 0;
         let mut previous: Option<usize> = None;
         let mut rest = s;
         while !rest.is_empty() {
             // `find` returns a char boundary, so these splits cannot panic.
-            let digits_end = rest
-                .find(|c: char| !c.is_ascii_digit())
-                .unwrap_or(rest.len());
+            let digits_end = rest.find(|c: char| !c.is_ascii_digit()).unwrap_or(rest.len());
             let (digits, after) = rest.split_at(digits_end);
             if digits.is_empty() {
                 return Err(duration_missing_number(s, after));
@@ -130,9 +118,7 @@ impl Duration {
             }
             if after.starts_with(char::is_whitespace) {
                 let word = after.trim_start();
-                let word = &word[..word
-                    .find(|c: char| !c.is_alphabetic())
-                    .unwrap_or(word.len())];
+                let word = &word[..word.find(|c: char| !c.is_alphabetic()).unwrap_or(word.len())];
                 let help = match unit_synonym(word) {
                     Some(unit) => format!("write \"{digits}{unit}\"; {DURATION_HELP}"),
                     None => DURATION_HELP.to_string(),
@@ -142,9 +128,7 @@ impl Duration {
                     help,
                 ));
             }
-            let unit_end = after
-                .find(|c: char| !c.is_alphabetic())
-                .unwrap_or(after.len());
+            let unit_end = after.find(|c: char| !c.is_alphabetic()).unwrap_or(after.len());
             let (unit, next) = after.split_at(unit_end);
             if unit.is_empty() {
                 return Err(if after.is_empty() {
@@ -157,10 +141,7 @@ impl Duration {
                     )
                 } else {
                     let c = after.chars().next().unwrap_or(' ');
-                    UnitError::new(
-                        format!("duration \"{s}\" has an unexpected character '{c}'"),
-                        DURATION_HELP,
-                    )
+                    UnitError::new(format!("duration \"{s}\" has an unexpected character '{c}'"), DURATION_HELP)
                 });
             }
             let Some(rank) = DURATION_UNITS.iter().position(|(u, _)| *u == unit) else {
@@ -168,10 +149,7 @@ impl Duration {
                     Some(u) => format!("write \"{digits}{u}\"; {DURATION_HELP}"),
                     None => DURATION_HELP.to_string(),
                 };
-                return Err(UnitError::new(
-                    format!("duration \"{s}\" has an unknown unit \"{unit}\""),
-                    help,
-                ));
+                return Err(UnitError::new(format!("duration \"{s}\" has an unknown unit \"{unit}\""), help));
             };
             if let Some(prev) = previous {
                 if rank == prev {
@@ -190,14 +168,10 @@ impl Duration {
                     ));
                 }
             }
-            let too_large =
-                || UnitError::new(format!("duration \"{s}\" is too large"), DURATION_HELP);
+            let too_large = || UnitError::new(format!("duration \"{s}\" is too large"), DURATION_HELP);
             // Only digits reach this parse, so its only failure is overflow.
             let n: u64 = digits.parse().map_err(|_| too_large())?;
-            total = n
-                .checked_mul(DURATION_UNITS[rank].1)
-                .and_then(|ms| total.checked_add(ms))
-                .ok_or_else(too_large)?;
+            total = n.checked_mul(DURATION_UNITS[rank].1).and_then(|ms| total.checked_add(ms)).ok_or_else(too_large)?;
             previous = Some(rank);
             rest = next;
         }
@@ -221,19 +195,13 @@ fn duration_missing_number(whole: &str, at: &str) -> UnitError {
     if c.is_alphabetic() {
         let unit_end = at.find(|c: char| !c.is_alphabetic()).unwrap_or(at.len());
         let unit = &at[..unit_end];
-        UnitError::new(
-            format!("duration \"{whole}\" has no number before \"{unit}\""),
-            DURATION_HELP,
-        )
+        UnitError::new(format!("duration \"{whole}\" has no number before \"{unit}\""), DURATION_HELP)
     } else if c == '.' {
         duration_fraction(whole)
     } else if c.is_whitespace() {
         UnitError::new(format!("duration \"{whole}\" has a space"), DURATION_HELP)
     } else {
-        UnitError::new(
-            format!("duration \"{whole}\" has an unexpected character '{c}'"),
-            DURATION_HELP,
-        )
+        UnitError::new(format!("duration \"{whole}\" has an unexpected character '{c}'"), DURATION_HELP)
     }
 }
 
@@ -319,8 +287,7 @@ const MEMORY_SUFFIXES: [(&str, u128); 13] = [
     ("Ei", 1 << 60),
 ];
 
-const MEMORY_HELP: &str =
-    "use a Kubernetes quantity: bytes (\"1024\"), a binary suffix Ki Mi Gi Ti Pi \
+const MEMORY_HELP: &str = "use a Kubernetes quantity: bytes (\"1024\"), a binary suffix Ki Mi Gi Ti Pi \
                            (\"512Mi\", \"1.5Gi\") or a decimal suffix k M G T P (\"8G\")";
 
 /// A memory size written as a Kubernetes quantity (`"8Gi"`, `"512Mi"`, `"1.5Gi"`, `"8G"`,
@@ -336,10 +303,7 @@ pub struct Memory {
 impl Memory {
     /// A size of `bytes` bytes, written as a plain number.
     pub fn from_bytes(bytes: u64) -> Memory {
-        Memory {
-            bytes,
-            text: bytes.to_string(),
-        }
+        Memory { bytes, text: bytes.to_string() }
     }
 
     /// Parses a Kubernetes quantity; surrounding whitespace is ignored.
@@ -349,29 +313,18 @@ impl Memory {
             return Err(UnitError::new("a memory size cannot be empty", MEMORY_HELP));
         }
         if s.starts_with('-') {
-            return Err(UnitError::new(
-                format!("memory size \"{s}\" is negative"),
-                MEMORY_HELP,
-            ));
+            return Err(UnitError::new(format!("memory size \"{s}\" is negative"), MEMORY_HELP));
         }
-        let number_end = s
-            .find(|c: char| !(c.is_ascii_digit() || c == '.'))
-            .unwrap_or(s.len());
+        let number_end = s.find(|c: char| !(c.is_ascii_digit() || c == '.')).unwrap_or(s.len());
         let (number, suffix) = s.split_at(number_end);
         if number.is_empty() {
-            return Err(UnitError::new(
-                format!("memory size \"{s}\" does not start with a number"),
-                MEMORY_HELP,
-            ));
+            return Err(UnitError::new(format!("memory size \"{s}\" does not start with a number"), MEMORY_HELP));
         }
         let (whole, fraction) = match number.split_once('.') {
             Some((w, f)) => (w, f),
             None => (number, ""),
         };
-        if whole.is_empty()
-            || fraction.contains('.')
-            || (number.contains('.') && fraction.is_empty())
-        {
+        if whole.is_empty() || fraction.contains('.') || (number.contains('.') && fraction.is_empty()) {
             return Err(UnitError::new(
                 format!("memory size \"{s}\" has a malformed number \"{number}\""),
                 "write the number as digits with at most one decimal point, e.g. \"1.5Gi\"",
@@ -389,22 +342,14 @@ impl Memory {
         // Exact integer arithmetic: mantissa × multiplier / 10^fraction_digits, rounded up.
         let mut mantissa: u128 = 0;
         for d in whole.bytes().chain(fraction.bytes()) {
-            mantissa = mantissa
-                .checked_mul(10)
-                .and_then(|m| m.checked_add(u128::from(d - b'0')))
-                .ok_or_else(too_large)?;
+            mantissa =
+                mantissa.checked_mul(10).and_then(|m| m.checked_add(u128::from(d - b'0'))).ok_or_else(too_large)?;
         }
-        let scale = u32::try_from(fraction.len())
-            .ok()
-            .and_then(|n| 10u128.checked_pow(n))
-            .ok_or_else(too_large)?;
+        let scale = u32::try_from(fraction.len()).ok().and_then(|n| 10u128.checked_pow(n)).ok_or_else(too_large)?;
         let scaled = mantissa.checked_mul(multiplier).ok_or_else(too_large)?;
         let bytes = scaled.div_ceil(scale);
         let bytes = u64::try_from(bytes).map_err(|_| too_large())?;
-        Ok(Memory {
-            bytes,
-            text: s.to_string(),
-        })
+        Ok(Memory { bytes, text: s.to_string() })
     }
 
     /// The size in bytes.
@@ -432,9 +377,7 @@ fn memory_suffix_error(whole: &str, number: &str, suffix: &str) -> UnitError {
             if suffix == "m" {
                 // "m" is milli in Kubernetes, which for memory is almost certainly a mistake.
                 return UnitError::new(
-                    format!(
-                        "memory size \"{whole}\" uses \"m\", which means milli (1/1000 of a byte)"
-                    ),
+                    format!("memory size \"{whole}\" uses \"m\", which means milli (1/1000 of a byte)"),
                     format!("for mebibytes write \"{number}Mi\"; for megabytes \"{number}M\""),
                 );
             }
@@ -495,37 +438,16 @@ struct CronField {
     help: &'static str,
 }
 
-const MINUTE: CronField = CronField {
-    name: "minute",
-    min: 0,
-    max: 59,
-    names: &[],
-    name_base: 0,
-    help: "minutes are 0–59",
-};
-const HOUR: CronField = CronField {
-    name: "hour",
-    min: 0,
-    max: 23,
-    names: &[],
-    name_base: 0,
-    help: "hours are 0–23",
-};
-const DAY_OF_MONTH: CronField = CronField {
-    name: "day-of-month",
-    min: 1,
-    max: 31,
-    names: &[],
-    name_base: 0,
-    help: "days of the month are 1–31",
-};
+const MINUTE: CronField =
+    CronField { name: "minute", min: 0, max: 59, names: &[], name_base: 0, help: "minutes are 0–59" };
+const HOUR: CronField = CronField { name: "hour", min: 0, max: 23, names: &[], name_base: 0, help: "hours are 0–23" };
+const DAY_OF_MONTH: CronField =
+    CronField { name: "day-of-month", min: 1, max: 31, names: &[], name_base: 0, help: "days of the month are 1–31" };
 const MONTH: CronField = CronField {
     name: "month",
     min: 1,
     max: 12,
-    names: &[
-        "JAN", "FEB", "MAR", "APR", "MAY", "JUN", "JUL", "AUG", "SEP", "OCT", "NOV", "DEC",
-    ],
+    names: &["JAN", "FEB", "MAR", "APR", "MAY", "JUN", "JUL", "AUG", "SEP", "OCT", "NOV", "DEC"],
     name_base: 1,
     help: "months are 1–12 or JAN–DEC",
 };
@@ -584,9 +506,7 @@ impl Cron {
             return Err(UnitError::new("a cron schedule cannot be empty", CRON_HELP));
         }
         let expanded = if s.starts_with('@') {
-            let known = CRON_MACROS
-                .iter()
-                .find(|(name, _)| name.eq_ignore_ascii_case(s));
+            let known = CRON_MACROS.iter().find(|(name, _)| name.eq_ignore_ascii_case(s));
             match known {
                 Some((_, fields)) => *fields,
                 None => {
@@ -701,10 +621,7 @@ fn parse_cron_field(field: &CronField, text: &str) -> Result<u64, UnitError> {
         if item.is_empty() {
             return Err(UnitError::new(
                 format!("{} field \"{text}\" has an empty list item", field.name),
-                format!(
-                    "separate values with single commas, e.g. \"1,15\"; {}",
-                    field.help
-                ),
+                format!("separate values with single commas, e.g. \"1,15\"; {}", field.help),
             ));
         }
         let (range, step) = match item.split_once('/') {
@@ -731,10 +648,7 @@ fn parse_cron_field(field: &CronField, text: &str) -> Result<u64, UnitError> {
             if step.is_some() {
                 return Err(UnitError::new(
                     format!("{} \"{item}\" has a step but no range", field.name),
-                    format!(
-                        "write \"*/N\" or a range with a step, e.g. \"{range}-{}/N\"",
-                        field.max
-                    ),
+                    format!("write \"*/N\" or a range with a step, e.g. \"{range}-{}/N\"", field.max),
                 ));
             }
             (value, value)
@@ -751,10 +665,7 @@ fn parse_cron_step(field: &CronField, item: &str, step: &str) -> Result<usize, U
     let bad = |why: &str| {
         UnitError::new(
             format!("{} step in \"{item}\" {why}", field.name),
-            format!(
-                "a step is a whole number of at least 1, e.g. \"*/15\"; {}",
-                field.help
-            ),
+            format!("a step is a whole number of at least 1, e.g. \"*/15\"; {}", field.help),
         )
     };
     if step.is_empty() || !step.bytes().all(|b| b.is_ascii_digit()) {
@@ -772,19 +683,13 @@ fn cron_value(field: &CronField, text: &str, item: &str) -> Result<u32, UnitErro
     if text.is_empty() {
         return Err(UnitError::new(
             format!("{} \"{item}\" is missing a value", field.name),
-            format!(
-                "ranges are written \"low-high\", e.g. \"1-5\"; {}",
-                field.help
-            ),
+            format!("ranges are written \"low-high\", e.g. \"1-5\"; {}", field.help),
         ));
     }
     if text.bytes().all(|b| b.is_ascii_digit()) {
         let out_of_range = || {
             UnitError::new(
-                format!(
-                    "{} {text} is out of range {}–{}",
-                    field.name, field.min, field.max
-                ),
+                format!("{} {text} is out of range {}–{}", field.name, field.min, field.max),
                 field.help.to_string(),
             )
         };
@@ -794,23 +699,12 @@ fn cron_value(field: &CronField, text: &str, item: &str) -> Result<u32, UnitErro
         }
         return Ok(n);
     }
-    if let Some(i) = field
-        .names
-        .iter()
-        .position(|name| name.eq_ignore_ascii_case(text))
-    {
+    if let Some(i) = field.names.iter().position(|name| name.eq_ignore_ascii_case(text)) {
         // `names` has at most 12 entries, so the index fits.
         return Ok(field.name_base + i as u32);
     }
-    let what = if field.names.is_empty() {
-        "a number"
-    } else {
-        "a number or a name"
-    };
-    Err(UnitError::new(
-        format!("{} \"{text}\" is not {what}", field.name),
-        field.help.to_string(),
-    ))
+    let what = if field.names.is_empty() { "a number" } else { "a number or a name" };
+    Err(UnitError::new(format!("{} \"{text}\" is not {what}", field.name), field.help.to_string()))
 }
 
 /// Converts days since 1970-01-01 to a proleptic Gregorian (year, month 1–12, day 1–31).
@@ -821,16 +715,11 @@ fn civil_from_days(days: i64) -> (i64, i64, i64) {
     let z = days.saturating_add(719_468);
     let era = z.div_euclid(146_097);
     let day_of_era = z.rem_euclid(146_097);
-    let year_of_era =
-        (day_of_era - day_of_era / 1460 + day_of_era / 36_524 - day_of_era / 146_096) / 365;
+    let year_of_era = (day_of_era - day_of_era / 1460 + day_of_era / 36_524 - day_of_era / 146_096) / 365;
     let day_of_year = day_of_era - (365 * year_of_era + year_of_era / 4 - year_of_era / 100);
     let shifted_month = (5 * day_of_year + 2) / 153;
     let day = day_of_year - (153 * shifted_month + 2) / 5 + 1;
-    let month = if shifted_month < 10 {
-        shifted_month + 3
-    } else {
-        shifted_month - 9
-    };
+    let month = if shifted_month < 10 { shifted_month + 3 } else { shifted_month - 9 };
     let year = year_of_era.saturating_add(era.saturating_mul(400)) + i64::from(month <= 2);
     (year, month, day)
 }
@@ -885,31 +774,19 @@ impl Percentage {
                     } else {
                         PERCENTAGE_HELP.to_string()
                     };
-                    return Err(UnitError::new(
-                        format!("percentage \"{s}\" has no % sign"),
-                        help,
-                    ));
+                    return Err(UnitError::new(format!("percentage \"{s}\" has no % sign"), help));
                 };
                 let number = number.trim_end();
                 if !is_decimal(number) {
-                    return Err(UnitError::new(
-                        format!("percentage \"{s}\" is not a number"),
-                        PERCENTAGE_HELP,
-                    ));
+                    return Err(UnitError::new(format!("percentage \"{s}\" is not a number"), PERCENTAGE_HELP));
                 }
-                let n: f64 = number.parse().map_err(|_| {
-                    UnitError::new(
-                        format!("percentage \"{s}\" is not a number"),
-                        PERCENTAGE_HELP,
-                    )
-                })?;
+                let n: f64 = number
+                    .parse()
+                    .map_err(|_| UnitError::new(format!("percentage \"{s}\" is not a number"), PERCENTAGE_HELP))?;
                 check_percentage(n, s)
             }
             other => Err(UnitError::new(
-                format!(
-                    "a percentage must be a number or a string, got {}",
-                    other.type_name()
-                ),
+                format!("a percentage must be a number or a string, got {}", other.type_name()),
                 PERCENTAGE_HELP,
             )),
         }
@@ -920,10 +797,7 @@ fn check_percentage(n: f64, shown: &str) -> Result<f64, UnitError> {
     if n.is_finite() && (0.0..=100.0).contains(&n) {
         Ok(n)
     } else {
-        Err(UnitError::new(
-            format!("percentage {shown} is outside 0–100"),
-            PERCENTAGE_HELP,
-        ))
+        Err(UnitError::new(format!("percentage {shown} is outside 0–100"), PERCENTAGE_HELP))
     }
 }
 
@@ -955,10 +829,7 @@ pub fn open_fraction(x: f64) -> Result<f64, UnitError> {
         Ok(x)
     } else {
         Err(UnitError::new(
-            format!(
-                "fraction {} must be strictly between 0 and 1",
-                format_number(x)
-            ),
+            format!("fraction {} must be strictly between 0 and 1", format_number(x)),
             "use a number above 0 and below 1, e.g. 0.2 for 20%",
         ))
     }
@@ -983,21 +854,14 @@ mod tests {
             ("  5m ", 300_000),
         ];
         for (text, ms) in cases {
-            assert_eq!(
-                Duration::parse(text).map(|d| d.as_millis()),
-                Ok(ms),
-                "{text}"
-            );
+            assert_eq!(Duration::parse(text).map(|d| d.as_millis()), Ok(ms), "{text}");
         }
     }
 
     #[test]
     fn durations_parse_compounds() {
         assert_eq!(Duration::parse("1h30m").unwrap().as_millis(), 5_400_000);
-        assert_eq!(
-            Duration::parse("1w2d3h4m5s6ms").unwrap().as_millis(),
-            788_645_006
-        );
+        assert_eq!(Duration::parse("1w2d3h4m5s6ms").unwrap().as_millis(), 788_645_006);
         assert_eq!(Duration::parse("1s500ms").unwrap().as_secs_f64(), 1.5);
     }
 
@@ -1014,22 +878,10 @@ mod tests {
             ("25h", "1d1h"),
         ];
         for (text, canonical) in cases {
-            assert_eq!(
-                Duration::parse(text).unwrap().to_string(),
-                canonical,
-                "{text}"
-            );
+            assert_eq!(Duration::parse(text).unwrap().to_string(), canonical, "{text}");
         }
-        assert_eq!(
-            Duration::from_millis(u64::MAX).to_string(),
-            "30500568904w6d14h25m51s615ms"
-        );
-        assert_eq!(
-            Duration::parse("30500568904w6d14h25m51s615ms")
-                .unwrap()
-                .as_millis(),
-            u64::MAX
-        );
+        assert_eq!(Duration::from_millis(u64::MAX).to_string(), "30500568904w6d14h25m51s615ms");
+        assert_eq!(Duration::parse("30500568904w6d14h25m51s615ms").unwrap().as_millis(), u64::MAX);
     }
 
     #[test]
@@ -1057,11 +909,7 @@ mod tests {
         assert!(e.help.contains("ms, s, m, h, d, w"));
         let e = duration_err("5 hours");
         assert!(e.message.contains("space"), "{}", e.message);
-        assert!(
-            e.help.contains("\"5h\"") && e.help.contains("ms, s, m, h, d, w"),
-            "{}",
-            e.help
-        );
+        assert!(e.help.contains("\"5h\"") && e.help.contains("ms, s, m, h, d, w"), "{}", e.help);
         let e = duration_err("5hours");
         assert!(e.message.contains("unknown unit \"hours\""));
         assert!(e.help.starts_with("write \"5h\""));
@@ -1073,26 +921,16 @@ mod tests {
         assert!(duration_err("1.5h").message.contains("fraction"));
         assert!(duration_err(".5h").message.contains("fraction"));
         assert!(duration_err("1h 30m").message.contains("space"));
-        assert!(duration_err("1h-30m")
-            .message
-            .contains("unexpected character '-'"));
-        assert!(duration_err("1h+")
-            .message
-            .contains("unexpected character '+'"));
+        assert!(duration_err("1h-30m").message.contains("unexpected character '-'"));
+        assert!(duration_err("1h+").message.contains("unexpected character '+'"));
         assert!(duration_err("5µs").message.contains("unknown unit \"µs\""));
-        assert!(duration_err("10h€")
-            .message
-            .contains("unexpected character '€'"));
+        assert!(duration_err("10h€").message.contains("unexpected character '€'"));
         assert!(duration_err("30m1h").message.contains("largest first"));
         assert!(duration_err("1h1h").message.contains("twice"));
         assert!(duration_err("1ms1s").message.contains("largest first"));
-        assert!(duration_err("99999999999999999999s")
-            .message
-            .contains("too large"));
+        assert!(duration_err("99999999999999999999s").message.contains("too large"));
         assert!(duration_err("30500568905w").message.contains("too large"));
-        assert!(duration_err("30500568904w6d14h25m51s616ms")
-            .message
-            .contains("too large"));
+        assert!(duration_err("30500568904w6d14h25m51s616ms").message.contains("too large"));
     }
 
     // ----- memory -----
@@ -1146,18 +984,12 @@ mod tests {
     fn memory_rejects_bad_text() {
         let e = memory_err("8GB");
         assert!(e.message.contains("unknown suffix \"GB\""));
-        assert!(
-            e.help.contains("\"8Gi\"") && e.help.contains("\"8G\""),
-            "{}",
-            e.help
-        );
+        assert!(e.help.contains("\"8Gi\"") && e.help.contains("\"8G\""), "{}", e.help);
         let e = memory_err("8gi");
         assert!(e.message.contains("unknown suffix \"gi\""));
         assert!(e.help.contains("\"8Gi\""));
         assert!(memory_err("8GiB").help.contains("\"8Gi\""));
-        assert!(
-            memory_err("8K").help.contains("\"8Ki\"") && memory_err("8K").help.contains("\"8k\"")
-        );
+        assert!(memory_err("8K").help.contains("\"8Ki\"") && memory_err("8K").help.contains("\"8k\""));
         assert!(memory_err("8kb").help.contains("\"8k\""));
         assert!(memory_err("8m").message.contains("milli"));
         assert!(memory_err("8 Gi").message.contains("space"));
@@ -1165,30 +997,17 @@ mod tests {
         assert!(memory_err("8Gix").help.contains("Kubernetes quantity"));
         assert!(memory_err("-1Gi").message.contains("negative"));
         assert!(memory_err("").message.contains("empty"));
-        assert!(memory_err("Gi")
-            .message
-            .contains("does not start with a number"));
-        assert!(memory_err("+8Gi")
-            .message
-            .contains("does not start with a number"));
+        assert!(memory_err("Gi").message.contains("does not start with a number"));
+        assert!(memory_err("+8Gi").message.contains("does not start with a number"));
         assert!(memory_err("1..5Gi").message.contains("malformed"));
         assert!(memory_err("1.2.3Gi").message.contains("malformed"));
         assert!(memory_err(".5Gi").message.contains("malformed"));
         assert!(memory_err("5.Gi").message.contains("malformed"));
         assert!(memory_err("16Ei").message.contains("too large"));
-        assert!(memory_err("18446744073709551616")
-            .message
-            .contains("too large"));
-        assert!(memory_err("99999999999999999999999999999999999999999Ei")
-            .message
-            .contains("too large"));
-        assert!(memory_err(&format!("1.{}", "0".repeat(50)))
-            .message
-            .contains("too large"));
-        assert_eq!(
-            Memory::parse("18446744073709551615").map(|m| m.bytes()),
-            Ok(u64::MAX)
-        );
+        assert!(memory_err("18446744073709551616").message.contains("too large"));
+        assert!(memory_err("99999999999999999999999999999999999999999Ei").message.contains("too large"));
+        assert!(memory_err(&format!("1.{}", "0".repeat(50))).message.contains("too large"));
+        assert_eq!(Memory::parse("18446744073709551615").map(|m| m.bytes()), Ok(u64::MAX));
     }
 
     // ----- cron -----
@@ -1232,34 +1051,19 @@ mod tests {
         let t = at(2026, 11, 27, 7, 0);
         assert_eq!(next("0 3 * * *", t), Some(at(2026, 11, 28, 3, 0)));
         // Strictly after: exactly on a matching minute moves to the next day.
-        assert_eq!(
-            next("0 3 * * *", at(2026, 11, 28, 3, 0)),
-            Some(at(2026, 11, 29, 3, 0))
-        );
+        assert_eq!(next("0 3 * * *", at(2026, 11, 28, 3, 0)), Some(at(2026, 11, 29, 3, 0)));
         // Seconds into the matching minute also count as past it.
-        assert_eq!(
-            next("0 3 * * *", at(2026, 11, 28, 2, 59) + 59),
-            Some(at(2026, 11, 28, 3, 0))
-        );
+        assert_eq!(next("0 3 * * *", at(2026, 11, 28, 2, 59) + 59), Some(at(2026, 11, 28, 3, 0)));
         // Year boundary.
-        assert_eq!(
-            next("0 3 * * *", at(2026, 12, 31, 4, 0)),
-            Some(at(2027, 1, 1, 3, 0))
-        );
+        assert_eq!(next("0 3 * * *", at(2026, 12, 31, 4, 0)), Some(at(2027, 1, 1, 3, 0)));
     }
 
     #[test]
     fn cron_next_after_steps_and_lists() {
         let t = at(2026, 5, 1, 10, 7);
         assert_eq!(next("*/15 * * * *", t), Some(at(2026, 5, 1, 10, 15)));
-        assert_eq!(
-            next("*/15 * * * *", at(2026, 5, 1, 10, 45)),
-            Some(at(2026, 5, 1, 11, 0))
-        );
-        assert_eq!(
-            next("*/15 * * * *", at(2026, 5, 1, 23, 50)),
-            Some(at(2026, 5, 2, 0, 0))
-        );
+        assert_eq!(next("*/15 * * * *", at(2026, 5, 1, 10, 45)), Some(at(2026, 5, 1, 11, 0)));
+        assert_eq!(next("*/15 * * * *", at(2026, 5, 1, 23, 50)), Some(at(2026, 5, 2, 0, 0)));
         assert_eq!(next("* * * * *", t + 30), Some(t + 60));
         assert_eq!(next("5,35 9-17/4 * * *", t), Some(at(2026, 5, 1, 13, 5)));
         assert_eq!(next("1-30/10 * * * *", t), Some(at(2026, 5, 1, 10, 11)));
@@ -1268,15 +1072,9 @@ mod tests {
 
     #[test]
     fn cron_next_after_leap_day() {
-        assert_eq!(
-            next("0 0 29 2 *", at(2026, 1, 1, 0, 0)),
-            Some(at(2028, 2, 29, 0, 0))
-        );
+        assert_eq!(next("0 0 29 2 *", at(2026, 1, 1, 0, 0)), Some(at(2028, 2, 29, 0, 0)));
         // The longest gap: no Feb 29 in 2100.
-        assert_eq!(
-            next("0 0 29 2 *", at(2096, 3, 1, 0, 0)),
-            Some(at(2104, 2, 29, 0, 0))
-        );
+        assert_eq!(next("0 0 29 2 *", at(2096, 3, 1, 0, 0)), Some(at(2104, 2, 29, 0, 0)));
     }
 
     #[test]
@@ -1284,10 +1082,7 @@ mod tests {
         assert_eq!(next("0 0 30 2 *", at(2026, 1, 1, 0, 0)), None);
         assert_eq!(next("0 0 31 4,6,9,11 *", at(2026, 1, 1, 0, 0)), None);
         // With OR semantics the weekday still fires (on Mondays in February).
-        assert_eq!(
-            next("0 0 30 2 MON", at(2026, 11, 27, 0, 0)),
-            Some(at(2027, 2, 1, 0, 0))
-        );
+        assert_eq!(next("0 0 30 2 MON", at(2026, 11, 27, 0, 0)), Some(at(2027, 2, 1, 0, 0)));
     }
 
     #[test]
@@ -1296,15 +1091,9 @@ mod tests {
         let fri = at(2026, 11, 27, 12, 0);
         assert_eq!(next("0 0 1 * MON", fri), Some(at(2026, 11, 30, 0, 0)));
         // From Tuesday Dec 1st 00:30 the 1st is past; next Monday is Dec 7.
-        assert_eq!(
-            next("0 0 1 * MON", at(2026, 12, 1, 0, 30)),
-            Some(at(2026, 12, 7, 0, 0))
-        );
+        assert_eq!(next("0 0 1 * MON", at(2026, 12, 1, 0, 30)), Some(at(2026, 12, 7, 0, 0)));
         // From Monday 30th midday, the 1st (Tuesday) comes first.
-        assert_eq!(
-            next("0 0 1 * MON", at(2026, 11, 30, 12, 0)),
-            Some(at(2026, 12, 1, 0, 0))
-        );
+        assert_eq!(next("0 0 1 * MON", at(2026, 11, 30, 12, 0)), Some(at(2026, 12, 1, 0, 0)));
         // A starred day-of-month means only the weekday counts (AND with "every day").
         assert_eq!(next("0 0 * * MON", fri), Some(at(2026, 11, 30, 0, 0)));
         // "*/2" starts with '*', so as in Vixie cron it is ANDed: odd days that are Mondays.
@@ -1342,21 +1131,12 @@ mod tests {
     #[test]
     fn cron_next_after_edges_of_time() {
         assert_eq!(next("* * * * *", i64::MAX), None);
-        assert_eq!(
-            next("* * * * *", i64::MAX - 200),
-            Some(9_223_372_036_854_775_620)
-        );
+        assert_eq!(next("* * * * *", i64::MAX - 200), Some(9_223_372_036_854_775_620));
         assert_eq!(next("0 0 1 1 *", i64::MAX - 86_400), None);
-        assert_eq!(
-            next("* * * * *", i64::MIN),
-            Some(-9_223_372_036_854_775_800)
-        );
+        assert_eq!(next("* * * * *", i64::MIN), Some(-9_223_372_036_854_775_800));
         assert!(next("0 0 1 1 *", i64::MIN).is_some_and(|t| t > i64::MIN));
         // Before the epoch.
-        assert_eq!(
-            next("0 0 1 1 *", at(1969, 6, 1, 0, 0)),
-            Some(at(1970, 1, 1, 0, 0))
-        );
+        assert_eq!(next("0 0 1 1 *", at(1969, 6, 1, 0, 0)), Some(at(1970, 1, 1, 0, 0)));
         assert_eq!(next("30 * * * *", -1), Some(30 * 60));
     }
 
@@ -1376,37 +1156,14 @@ mod tests {
 
     #[test]
     fn cron_rejects_bad_text() {
-        assert_eq!(
-            cron_err("0 25 * * *").message,
-            "hour 25 is out of range 0–23"
-        );
-        assert_eq!(
-            cron_err("60 * * * *").message,
-            "minute 60 is out of range 0–59"
-        );
-        assert_eq!(
-            cron_err("0 0 0 * *").message,
-            "day-of-month 0 is out of range 1–31"
-        );
-        assert_eq!(
-            cron_err("0 0 32 * *").message,
-            "day-of-month 32 is out of range 1–31"
-        );
-        assert_eq!(
-            cron_err("0 0 * 13 *").message,
-            "month 13 is out of range 1–12"
-        );
-        assert_eq!(
-            cron_err("0 0 * 0 *").message,
-            "month 0 is out of range 1–12"
-        );
-        assert_eq!(
-            cron_err("0 0 * * 8").message,
-            "day-of-week 8 is out of range 0–7"
-        );
-        assert!(cron_err("0 99999999999 * * *")
-            .message
-            .contains("out of range"));
+        assert_eq!(cron_err("0 25 * * *").message, "hour 25 is out of range 0–23");
+        assert_eq!(cron_err("60 * * * *").message, "minute 60 is out of range 0–59");
+        assert_eq!(cron_err("0 0 0 * *").message, "day-of-month 0 is out of range 1–31");
+        assert_eq!(cron_err("0 0 32 * *").message, "day-of-month 32 is out of range 1–31");
+        assert_eq!(cron_err("0 0 * 13 *").message, "month 13 is out of range 1–12");
+        assert_eq!(cron_err("0 0 * 0 *").message, "month 0 is out of range 1–12");
+        assert_eq!(cron_err("0 0 * * 8").message, "day-of-week 8 is out of range 0–7");
+        assert!(cron_err("0 99999999999 * * *").message.contains("out of range"));
         assert!(cron_err("").message.contains("empty"));
         assert!(cron_err("0 3 * *").message.contains("has 4 fields"));
         let e = cron_err("0 0 3 * * *");
@@ -1415,27 +1172,15 @@ mod tests {
         assert!(cron_err("daily").message.contains("has 1 field;"));
         assert!(cron_err("@often").message.contains("not a cron macro"));
         assert!(cron_err("@reboot").message.contains("@reboot"));
-        assert!(cron_err("0 0 * FOO *")
-            .message
-            .contains("month \"FOO\" is not a number or a name"));
-        assert!(cron_err("0 0 * * FUNDAY")
-            .message
-            .contains("day-of-week \"FUNDAY\""));
-        assert!(cron_err("0 noon * * *")
-            .message
-            .contains("hour \"noon\" is not a number"));
-        assert!(cron_err("0 0 MON * *")
-            .message
-            .contains("day-of-month \"MON\""));
+        assert!(cron_err("0 0 * FOO *").message.contains("month \"FOO\" is not a number or a name"));
+        assert!(cron_err("0 0 * * FUNDAY").message.contains("day-of-week \"FUNDAY\""));
+        assert!(cron_err("0 noon * * *").message.contains("hour \"noon\" is not a number"));
+        assert!(cron_err("0 0 MON * *").message.contains("day-of-month \"MON\""));
         assert!(cron_err("*/0 * * * *").message.contains("is zero"));
         assert!(cron_err("*/x * * * *").message.contains("not a number"));
         assert!(cron_err("*/ * * * *").message.contains("not a number"));
-        assert!(cron_err("*/99999999999999999999999 * * * *")
-            .message
-            .contains("too large"));
-        assert!(cron_err("5/15 * * * *")
-            .message
-            .contains("step but no range"));
+        assert!(cron_err("*/99999999999999999999999 * * * *").message.contains("too large"));
+        assert!(cron_err("5/15 * * * *").message.contains("step but no range"));
         assert!(cron_err("0 5-1 * * *").message.contains("backwards"));
         assert!(cron_err("0 FRI-MON * * *").message.contains("hour"));
         assert!(cron_err("0 0 * * FRI-MON").message.contains("backwards"));
@@ -1443,9 +1188,7 @@ mod tests {
         assert!(cron_err("1, * * * *").message.contains("empty list item"));
         assert!(cron_err("-1 * * * *").message.contains("missing a value"));
         assert!(cron_err("1- * * * *").message.contains("missing a value"));
-        assert!(cron_err("1-2-3 * * * *")
-            .message
-            .contains("\"2-3\" is not a number"));
+        assert!(cron_err("1-2-3 * * * *").message.contains("\"2-3\" is not a number"));
         assert!(cron_err("ä * * * *").message.contains("minute \"ä\""));
     }
 
@@ -1471,51 +1214,25 @@ mod tests {
         assert_eq!(Percentage::from_value(&Value::Number(10.0)), Ok(10.0));
         assert_eq!(Percentage::from_value(&Value::Number(0.0)), Ok(0.0));
         assert_eq!(Percentage::from_value(&Value::Number(100.0)), Ok(100.0));
-        assert_eq!(
-            Percentage::from_value(&Value::String("10%".into())),
-            Ok(10.0)
-        );
-        assert_eq!(
-            Percentage::from_value(&Value::String(" 12.5 % ".into())),
-            Ok(12.5)
-        );
-        assert_eq!(
-            Percentage::from_value(&Value::String("100%".into())),
-            Ok(100.0)
-        );
+        assert_eq!(Percentage::from_value(&Value::String("10%".into())), Ok(10.0));
+        assert_eq!(Percentage::from_value(&Value::String(" 12.5 % ".into())), Ok(12.5));
+        assert_eq!(Percentage::from_value(&Value::String("100%".into())), Ok(100.0));
         let err = |v: Value| Percentage::from_value(&v).unwrap_err();
-        assert_eq!(
-            err(Value::Number(101.0)).message,
-            "percentage 101 is outside 0–100"
-        );
+        assert_eq!(err(Value::Number(101.0)).message, "percentage 101 is outside 0–100");
         assert!(err(Value::Number(-1.0)).message.contains("outside"));
         assert!(err(Value::Number(f64::NAN)).message.contains("outside"));
-        assert!(err(Value::Number(f64::INFINITY))
-            .message
-            .contains("outside"));
-        assert!(err(Value::String("150%".into()))
-            .message
-            .contains("outside"));
+        assert!(err(Value::Number(f64::INFINITY)).message.contains("outside"));
+        assert!(err(Value::String("150%".into())).message.contains("outside"));
         assert!(err(Value::String("-5%".into())).message.contains("outside"));
         let e = err(Value::String("10".into()));
         assert!(e.message.contains("no % sign"));
         assert!(e.help.contains("\"10%\""));
-        assert!(err(Value::String("ten%".into()))
-            .message
-            .contains("not a number"));
-        assert!(err(Value::String("inf%".into()))
-            .message
-            .contains("not a number"));
-        assert!(err(Value::String("1e2%".into()))
-            .message
-            .contains("not a number"));
-        assert!(err(Value::String("%".into()))
-            .message
-            .contains("not a number"));
+        assert!(err(Value::String("ten%".into())).message.contains("not a number"));
+        assert!(err(Value::String("inf%".into())).message.contains("not a number"));
+        assert!(err(Value::String("1e2%".into())).message.contains("not a number"));
+        assert!(err(Value::String("%".into())).message.contains("not a number"));
         assert!(err(Value::String("".into())).message.contains("no % sign"));
-        assert!(err(Value::String("1.%".into()))
-            .message
-            .contains("not a number"));
+        assert!(err(Value::String("1.%".into())).message.contains("not a number"));
         assert!(err(Value::Bool(true)).message.contains("got bool"));
         assert!(err(Value::Null).message.contains("got null"));
     }
@@ -1525,18 +1242,12 @@ mod tests {
         assert_eq!(probability(0.0), Ok(0.0));
         assert_eq!(probability(1.0), Ok(1.0));
         assert_eq!(probability(0.05), Ok(0.05));
-        assert_eq!(
-            probability(1.5).unwrap_err().message,
-            "probability 1.5 is outside 0–1"
-        );
+        assert_eq!(probability(1.5).unwrap_err().message, "probability 1.5 is outside 0–1");
         assert!(probability(-0.1).is_err());
         assert!(probability(f64::NAN).is_err());
         assert!(probability(f64::INFINITY).is_err());
         assert_eq!(open_fraction(0.2), Ok(0.2));
-        assert_eq!(
-            open_fraction(0.0).unwrap_err().message,
-            "fraction 0 must be strictly between 0 and 1"
-        );
+        assert_eq!(open_fraction(0.0).unwrap_err().message, "fraction 0 must be strictly between 0 and 1");
         assert!(open_fraction(1.0).is_err());
         assert!(open_fraction(-0.5).is_err());
         assert!(open_fraction(f64::NAN).is_err());

@@ -41,15 +41,23 @@ fn source(node: &Node, s: &Source, diags: &mut Diagnostics) {
     match s.format {
         SourceFormat::Csv | SourceFormat::Parquet => {
             if s.path.is_none() {
-                diags.push(missing(node, "needs a `path`", "add `path = \"data/<file>\"` (relative to the configuration)"));
+                diags.push(missing(
+                    node,
+                    "needs a `path`",
+                    "add `path = \"data/<file>\"` (relative to the configuration)",
+                ));
             }
             for a in ["connection", "connection_env", "table", "query"] {
                 if node.get(a).is_some() {
                     diags.push(
-                        Diagnostic::error(codes::CONFLICT, node.key_span_of(a), format!("`{a}` is only for postgres sources"))
-                            .label("not used by a file source")
-                            .with(node.span_of("format"), "format set here")
-                            .help(format!("remove `{a}`, or set `format = \"postgres\"`")),
+                        Diagnostic::error(
+                            codes::CONFLICT,
+                            node.key_span_of(a),
+                            format!("`{a}` is only for postgres sources"),
+                        )
+                        .label("not used by a file source")
+                        .with(node.span_of("format"), "format set here")
+                        .help(format!("remove `{a}`, or set `format = \"postgres\"`")),
                     );
                 }
             }
@@ -63,18 +71,29 @@ fn source(node: &Node, s: &Source, diags: &mut Diagnostics) {
                 ));
             }
             if s.connection.is_some() && s.connection_env.is_some() {
-                diags.push(conflict(node, "connection", "connection_env", "keep one: `connection_env` keeps the secret out of the file"));
+                diags.push(conflict(
+                    node,
+                    "connection",
+                    "connection_env",
+                    "keep one: `connection_env` keeps the secret out of the file",
+                ));
             }
             match (&s.table, &s.query) {
                 (None, None) => diags.push(missing(node, "needs a `table` or a `query`", "add `table = \"<name>\"`")),
-                (Some(_), Some(_)) => diags.push(conflict(node, "table", "query", "read a table or run a query, not both")),
+                (Some(_), Some(_)) => {
+                    diags.push(conflict(node, "table", "query", "read a table or run a query, not both"))
+                }
                 _ => {}
             }
             if node.get("path").is_some() {
                 diags.push(
-                    Diagnostic::error(codes::CONFLICT, node.key_span_of("path"), "`path` is only for csv and parquet sources")
-                        .label("not used by a postgres source")
-                        .help("remove `path`; postgres sources read `table` or `query`"),
+                    Diagnostic::error(
+                        codes::CONFLICT,
+                        node.key_span_of("path"),
+                        "`path` is only for csv and parquet sources",
+                    )
+                    .label("not used by a postgres source")
+                    .help("remove `path`; postgres sources read `table` or `query`"),
                 );
             }
         }
@@ -89,9 +108,13 @@ fn source(node: &Node, s: &Source, diags: &mut Diagnostics) {
     if let Some(schema) = node.block("schema") {
         if schema.attrs.is_empty() {
             diags.push(
-                Diagnostic::error(codes::MISSING_ATTRIBUTE, schema.header, format!("source `{}` declares no columns", node.name()))
-                    .label("empty schema")
-                    .help("declare each column: `amount = \"float\"`"),
+                Diagnostic::error(
+                    codes::MISSING_ATTRIBUTE,
+                    schema.header,
+                    format!("source `{}` declares no columns", node.name()),
+                )
+                .label("empty schema")
+                .help("declare each column: `amount = \"float\"`"),
             );
         }
         for (name, a) in &schema.attrs {
@@ -153,11 +176,16 @@ fn feature_view(model: &Model, node: &Node, diags: &mut Diagnostics) {
                         Diagnostic::error(
                             codes::JOIN_KEY_MISSING,
                             node.attr("entities").map_or(node.header, |a| a.item_span(i)),
-                            format!("join key `{k}` of entity `{}` is not a column of source `{}`", er.address.name, src_ref.address.name),
+                            format!(
+                                "join key `{k}` of entity `{}` is not a column of source `{}`",
+                                er.address.name, src_ref.address.name
+                            ),
                         )
                         .label(format!("needs column `{k}`"))
                         .with(schema_span, "source schema declared here")
-                        .help(format!("add `{k}` to the schema of {src_addr}, or use an entity whose keys the source has")),
+                        .help(format!(
+                            "add `{k}` to the schema of {src_addr}, or use an entity whose keys the source has"
+                        )),
                     );
                 }
             }
@@ -183,12 +211,24 @@ fn unknown_column(src: &Source, src_addr: &str, col: &str, at: Span, schema_span
         })
 }
 
-fn feature(f: &Node, src: &Source, src_addr: &str, schema_span: Span, ttl: Option<Duration>, view: &Node, diags: &mut Diagnostics) {
+fn feature(
+    f: &Node,
+    src: &Source,
+    src_addr: &str,
+    schema_span: Span,
+    ttl: Option<Duration>,
+    view: &Node,
+    diags: &mut Diagnostics,
+) {
     let name = f.name();
     match (f.str("column"), f.str("expression")) {
         (Some(_), Some(_)) => {
-            diags.push(conflict(f, "column", "expression", "a feature is either a column (optionally aggregated) or an expression"));
-            return;
+            diags.push(conflict(
+                f,
+                "column",
+                "expression",
+                "a feature is either a column (optionally aggregated) or an expression",
+            ));
         }
         (None, None) => {
             diags.push(
@@ -196,13 +236,16 @@ fn feature(f: &Node, src: &Source, src_addr: &str, schema_span: Span, ttl: Optio
                     .label("no column or expression")
                     .help("add `column = \"<column>\"` (with `aggregate` and `window` for an aggregate), or `expression = \"…\"`"),
             );
-            return;
         }
         (None, Some(e)) => {
             if f.get("aggregate").is_some() || f.get("window").is_some() {
                 diags.push(
-                    Diagnostic::error(codes::CONFLICT, f.key_span_of(if f.get("aggregate").is_some() { "aggregate" } else { "window" }), "expressions are row-level and cannot be aggregated")
-                        .help("make a row-level feature in one view, or aggregate a column"),
+                    Diagnostic::error(
+                        codes::CONFLICT,
+                        f.key_span_of(if f.get("aggregate").is_some() { "aggregate" } else { "window" }),
+                        "expressions are row-level and cannot be aggregated",
+                    )
+                    .help("make a row-level feature in one view, or aggregate a column"),
                 );
             }
             match featexpr::parse(e) {
@@ -225,7 +268,6 @@ fn feature(f: &Node, src: &Source, src_addr: &str, schema_span: Span, ttl: Optio
                     }
                 }
             }
-            return;
         }
         (Some(col), None) => {
             let Some(column) = src.column(col) else {
@@ -236,14 +278,22 @@ fn feature(f: &Node, src: &Source, src_addr: &str, schema_span: Span, ttl: Optio
             let window = f.str("window").and_then(|w| Duration::parse(w).ok());
             match (agg, window) {
                 (Some(_), None) => diags.push(
-                    Diagnostic::error(codes::MISSING_ATTRIBUTE, f.key_span_of("aggregate"), format!("aggregate feature `{name}` needs a `window`"))
-                        .label("aggregate without window")
-                        .help("add `window = \"24h\"`: the span of event time aggregated"),
+                    Diagnostic::error(
+                        codes::MISSING_ATTRIBUTE,
+                        f.key_span_of("aggregate"),
+                        format!("aggregate feature `{name}` needs a `window`"),
+                    )
+                    .label("aggregate without window")
+                    .help("add `window = \"24h\"`: the span of event time aggregated"),
                 ),
                 (None, Some(_)) => diags.push(
-                    Diagnostic::error(codes::MISSING_ATTRIBUTE, f.key_span_of("window"), format!("feature `{name}` has a `window` but no `aggregate`"))
-                        .label("window without aggregate")
-                        .help("add `aggregate = \"sum\"` (sum, count, mean, min, max, stddev, last), or remove `window`"),
+                    Diagnostic::error(
+                        codes::MISSING_ATTRIBUTE,
+                        f.key_span_of("window"),
+                        format!("feature `{name}` has a `window` but no `aggregate`"),
+                    )
+                    .label("window without aggregate")
+                    .help("add `aggregate = \"sum\"` (sum, count, mean, min, max, stddev, last), or remove `window`"),
                 ),
                 (Some(a), Some(w)) => {
                     let numeric_only = matches!(a, Aggregate::Sum | Aggregate::Mean | Aggregate::Stddev);
@@ -260,7 +310,11 @@ fn feature(f: &Node, src: &Source, src_addr: &str, schema_span: Span, ttl: Optio
                             Diagnostic::error(
                                 codes::AGGREGATE_TYPE,
                                 f.span_of("aggregate"),
-                                format!("`{}` cannot aggregate column `{col}` of type {}", f.str("aggregate").unwrap_or(""), column.ty.name()),
+                                format!(
+                                    "`{}` cannot aggregate column `{col}` of type {}",
+                                    f.str("aggregate").unwrap_or(""),
+                                    column.ty.name()
+                                ),
                             )
                             .label("does not fit the column")
                             .with(f.span_of("column"), format!("{} column", column.ty.name()))
@@ -272,7 +326,9 @@ fn feature(f: &Node, src: &Source, src_addr: &str, schema_span: Span, ttl: Optio
                             Diagnostic::error(
                                 codes::MISSING_ATTRIBUTE,
                                 f.span_of("window"),
-                                format!("windowed feature `{name}` needs event time, but {src_addr} has no `timestamp`"),
+                                format!(
+                                    "windowed feature `{name}` needs event time, but {src_addr} has no `timestamp`"
+                                ),
                             )
                             .label("window over event time")
                             .help(format!("set `timestamp = \"<column>\"` on {src_addr}")),

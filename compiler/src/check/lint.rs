@@ -13,12 +13,19 @@ pub(super) fn check(model: &Model, diags: &mut Diagnostics) {
         match &r.config {
             Config::Endpoint(e) => {
                 let addr = r.address.to_string();
-                let watched = model.resources.iter().any(|m| matches!(&m.config, Config::Monitor(m) if m.endpoint == addr));
+                let watched =
+                    model.resources.iter().any(|m| matches!(&m.config, Config::Monitor(m) if m.endpoint == addr));
                 if !watched {
                     diags.push(
-                        Diagnostic::warning(codes::UNMONITORED_ENDPOINT, r.node.header, format!("no monitor watches {addr}"))
-                            .label("unmonitored")
-                            .help(format!("add `monitor \"…\" {{ endpoint = {addr} … }}` so drift and quality problems are noticed")),
+                        Diagnostic::warning(
+                            codes::UNMONITORED_ENDPOINT,
+                            r.node.header,
+                            format!("no monitor watches {addr}"),
+                        )
+                        .label("unmonitored")
+                        .help(format!(
+                            "add `monitor \"…\" {{ endpoint = {addr} … }}` so drift and quality problems are noticed"
+                        )),
                     );
                 }
                 if e.rollout.strategy == "canary" && e.rollout.rollback.is_none() {
@@ -34,9 +41,13 @@ pub(super) fn check(model: &Model, diags: &mut Diagnostics) {
                 if let Some(c) = &s.connection {
                     if has_password(c) {
                         diags.push(
-                            Diagnostic::warning(codes::PLAINTEXT_SECRET, r.node.span_of("connection"), "connection string contains a password")
-                                .label("secret in the configuration")
-                                .help("use `connection_env = \"<ENV_VAR>\"` and keep the secret out of version control"),
+                            Diagnostic::warning(
+                                codes::PLAINTEXT_SECRET,
+                                r.node.span_of("connection"),
+                                "connection string contains a password",
+                            )
+                            .label("secret in the configuration")
+                            .help("use `connection_env = \"<ENV_VAR>\"` and keep the secret out of version control"),
                         );
                     }
                 }
@@ -48,9 +59,13 @@ pub(super) fn check(model: &Model, diags: &mut Diagnostics) {
         if let Some(c) = b.str("conn_str") {
             if has_password(c) {
                 diags.push(
-                    Diagnostic::warning(codes::PLAINTEXT_SECRET, b.span_of("conn_str"), "state backend connection string contains a password")
-                        .label("secret in the configuration")
-                        .help("use `conn_str_env = \"<ENV_VAR>\"`"),
+                    Diagnostic::warning(
+                        codes::PLAINTEXT_SECRET,
+                        b.span_of("conn_str"),
+                        "state backend connection string contains a password",
+                    )
+                    .label("secret in the configuration")
+                    .help("use `conn_str_env = \"<ENV_VAR>\"`"),
                 );
             }
         }

@@ -7,7 +7,9 @@
 use crate::codes;
 use crate::diagnostic::{Diagnostic, Diagnostics};
 use crate::lower::node::Node;
-use crate::model::{ColumnType, Config, Endpoint, FeatureKind, Model, Monitor, RetrainPolicy, Target, Task, TrainingJob};
+use crate::model::{
+    ColumnType, Config, Endpoint, FeatureKind, Model, Monitor, RetrainPolicy, Target, Task, TrainingJob,
+};
 use crate::schema::{OBJECTIVES, XGBOOST_PARAMS};
 use crate::source::Span;
 use crate::suggest::did_you_mean;
@@ -41,7 +43,13 @@ fn metric_error(metric: &str, task: Task, objective: &str, at: Span, objective_a
 }
 
 fn objective_span(node: &Node) -> Span {
-    node.attr("params").map_or(node.header, |p| if p.entries.contains_key("objective") { p.entry_span("objective") } else { p.key_span })
+    node.attr("params").map_or(node.header, |p| {
+        if p.entries.contains_key("objective") {
+            p.entry_span("objective")
+        } else {
+            p.key_span
+        }
+    })
 }
 
 fn training_job(model: &Model, node: &Node, job: &TrainingJob, diags: &mut Diagnostics) {
@@ -53,7 +61,9 @@ fn training_job(model: &Model, node: &Node, job: &TrainingJob, diags: &mut Diagn
     if let Some(col) = label_src.and_then(|s| s.column(&job.label.column)) {
         let fits = match job.task {
             Task::Binary => matches!(col.ty, ColumnType::Bool | ColumnType::Int | ColumnType::Category),
-            Task::Multiclass => matches!(col.ty, ColumnType::Int | ColumnType::Category | ColumnType::String | ColumnType::Bool),
+            Task::Multiclass => {
+                matches!(col.ty, ColumnType::Int | ColumnType::Category | ColumnType::String | ColumnType::Bool)
+            }
             Task::Regression => col.ty.is_numeric() || col.ty == ColumnType::Bool,
         };
         if !fits {
@@ -61,13 +71,24 @@ fn training_job(model: &Model, node: &Node, job: &TrainingJob, diags: &mut Diagn
                 Diagnostic::error(
                     codes::LABEL_OBJECTIVE,
                     label_span,
-                    format!("label `{}` is a {} column, which does not fit {}", job.label.column, col.ty.name(), job.task.name()),
+                    format!(
+                        "label `{}` is a {} column, which does not fit {}",
+                        job.label.column,
+                        col.ty.name(),
+                        job.task.name()
+                    ),
                 )
                 .label(format!("{} label", col.ty.name()))
                 .with(obj_span, format!("objective \"{}\"", job.objective))
                 .help(match job.task {
-                    Task::Regression => "regression needs a numeric label (int or float); for classes use a binary: or multi: objective".to_string(),
-                    _ => "classification needs a bool, int or category label; for a numeric target use reg:squarederror".to_string(),
+                    Task::Regression => {
+                        "regression needs a numeric label (int or float); for classes use a binary: or multi: objective"
+                            .to_string()
+                    }
+                    _ => {
+                        "classification needs a bool, int or category label; for a numeric target use reg:squarederror"
+                            .to_string()
+                    }
                 }),
             );
         }
@@ -91,9 +112,13 @@ fn training_job(model: &Model, node: &Node, job: &TrainingJob, diags: &mut Diagn
     for (view, f) in &features {
         if let Some((other, _)) = seen.iter().find(|(_, n)| *n == f.name) {
             diags.push(
-                Diagnostic::error(codes::DUPLICATE_NAME, node.span_of("features"), format!("feature `{}` is defined by both {other} and {view}", f.name))
-                    .label("ambiguous feature name")
-                    .help(format!("rename one of them, or add `exclude = [\"{}\"]` and keep one", f.name)),
+                Diagnostic::error(
+                    codes::DUPLICATE_NAME,
+                    node.span_of("features"),
+                    format!("feature `{}` is defined by both {other} and {view}", f.name),
+                )
+                .label("ambiguous feature name")
+                .help(format!("rename one of them, or add `exclude = [\"{}\"]` and keep one", f.name)),
             );
         }
         seen.push((view, &f.name));
@@ -112,16 +137,24 @@ fn training_job(model: &Model, node: &Node, job: &TrainingJob, diags: &mut Diagn
             let at = model
                 .get(view)
                 .and_then(|r| r.node.blocks_of("feature").find(|b| b.name() == f.name))
-                .map_or(node.span_of("features"), |b| b.span_of(if b.get("column").is_some() { "column" } else { "expression" }));
+                .map_or(node.span_of("features"), |b| {
+                    b.span_of(if b.get("column").is_some() { "column" } else { "expression" })
+                });
             diags.push(
                 Diagnostic::error(
                     codes::LABEL_LEAKAGE,
                     label_span,
-                    format!("target leakage: feature `{}` of {view} reads the label column `{}`", f.name, job.label.column),
+                    format!(
+                        "target leakage: feature `{}` of {view} reads the label column `{}`",
+                        f.name, job.label.column
+                    ),
                 )
                 .label("label")
                 .with(at, "the same column used as a feature")
-                .help(format!("the model would learn the answer from its input: add `exclude = [\"{}\"]` or remove the feature", f.name)),
+                .help(format!(
+                    "the model would learn the answer from its input: add `exclude = [\"{}\"]` or remove the feature",
+                    f.name
+                )),
             );
         }
     }
@@ -138,7 +171,10 @@ fn training_job(model: &Model, node: &Node, job: &TrainingJob, diags: &mut Diagn
                             format!("label source {} has no column `{k}` to join {v} on", job.label.source),
                         )
                         .label("labels cannot be joined to features")
-                        .help(format!("add `{k}` to the schema of {}, or take the label from a source that has it", job.label.source)),
+                        .help(format!(
+                            "add `{k}` to the schema of {}, or take the label from a source that has it",
+                            job.label.source
+                        )),
                     );
                 }
             }
@@ -185,9 +221,16 @@ fn training_job(model: &Model, node: &Node, job: &TrainingJob, diags: &mut Diagn
                 let bounded = ["auc", "accuracy", "precision", "recall", "f1", "merror"].contains(&metric);
                 if bounded && !(0.0..=1.0).contains(&v) {
                     diags.push(
-                        Diagnostic::error(codes::OUT_OF_RANGE, g.span_of(b), format!("{metric} lies in [0, 1]; a gate {b} of {} can never be met as intended", format_number(v)))
-                            .label("out of range")
-                            .help(format!("write the gate as a fraction, e.g. `{b} = 0.85`")),
+                        Diagnostic::error(
+                            codes::OUT_OF_RANGE,
+                            g.span_of(b),
+                            format!(
+                                "{metric} lies in [0, 1]; a gate {b} of {} can never be met as intended",
+                                format_number(v)
+                            ),
+                        )
+                        .label("out of range")
+                        .help(format!("write the gate as a fraction, e.g. `{b} = 0.85`")),
                     );
                 }
             }
@@ -216,26 +259,46 @@ fn training_job(model: &Model, node: &Node, job: &TrainingJob, diags: &mut Diagn
                 (None, Some(lo), Some(hi)) => {
                     if lo >= hi {
                         diags.push(
-                            Diagnostic::error(codes::OUT_OF_RANGE, s.span_of("max"), format!("search range of `{p}` is empty: min {} ≥ max {}", format_number(lo), format_number(hi)))
-                                .with(s.span_of("min"), "min")
-                                .help("make min smaller than max"),
+                            Diagnostic::error(
+                                codes::OUT_OF_RANGE,
+                                s.span_of("max"),
+                                format!(
+                                    "search range of `{p}` is empty: min {} ≥ max {}",
+                                    format_number(lo),
+                                    format_number(hi)
+                                ),
+                            )
+                            .with(s.span_of("min"), "min")
+                            .help("make min smaller than max"),
                         );
                     }
                     if s.str("scale") == Some("log") && lo <= 0.0 {
                         diags.push(
-                            Diagnostic::error(codes::OUT_OF_RANGE, s.span_of("min"), format!("a log-scale range needs min > 0, got {}", format_number(lo)))
-                                .help("raise min above 0, or use scale = \"linear\""),
+                            Diagnostic::error(
+                                codes::OUT_OF_RANGE,
+                                s.span_of("min"),
+                                format!("a log-scale range needs min > 0, got {}", format_number(lo)),
+                            )
+                            .help("raise min above 0, or use scale = \"linear\""),
                         );
                     }
                 }
                 (Some(_), _, _) => diags.push(
-                    Diagnostic::error(codes::CONFLICT, s.key_span_of("values"), format!("search `{p}` gives both `values` and a range"))
-                        .help("give `values = [...]` or `min`/`max`, not both"),
+                    Diagnostic::error(
+                        codes::CONFLICT,
+                        s.key_span_of("values"),
+                        format!("search `{p}` gives both `values` and a range"),
+                    )
+                    .help("give `values = [...]` or `min`/`max`, not both"),
                 ),
                 _ => diags.push(
-                    Diagnostic::error(codes::MISSING_ATTRIBUTE, s.header, format!("search `{p}` needs `values` or both `min` and `max`"))
-                        .label("incomplete search space")
-                        .help("values = [4, 6, 8], or min = 0.01 max = 0.3"),
+                    Diagnostic::error(
+                        codes::MISSING_ATTRIBUTE,
+                        s.header,
+                        format!("search `{p}` needs `values` or both `min` and `max`"),
+                    )
+                    .label("incomplete search space")
+                    .help("values = [4, 6, 8], or min = 0.01 max = 0.3"),
                 ),
             }
         }
@@ -245,9 +308,13 @@ fn training_job(model: &Model, node: &Node, job: &TrainingJob, diags: &mut Diagn
             if let Target::Kubernetes { gpu_nodes: false, .. } = model.system.target {
                 let r = node.block("resources").expect("checked above");
                 diags.push(
-                    Diagnostic::error(codes::CONFLICT, r.span_of("gpu"), "the job asks for GPUs, but the kubernetes target declares no GPU nodes")
-                        .label("GPU request")
-                        .help("set `gpu_nodes = true` in `target \"kubernetes\"` if the cluster has them, or remove `gpu`"),
+                    Diagnostic::error(
+                        codes::CONFLICT,
+                        r.span_of("gpu"),
+                        "the job asks for GPUs, but the kubernetes target declares no GPU nodes",
+                    )
+                    .label("GPU request")
+                    .help("set `gpu_nodes = true` in `target \"kubernetes\"` if the cluster has them, or remove `gpu`"),
                 );
             }
         }
@@ -277,13 +344,18 @@ fn params(node: &Node, job: &TrainingJob, diags: &mut Diagnostics) {
                     .label("not a known parameter")
                     .help(match did_you_mean(k, XGBOOST_PARAMS.iter().map(|(n, _, _)| *n)) {
                         Some(s) => format!("did you mean `{s}`?"),
-                        None => format!("parameters: {}", XGBOOST_PARAMS.iter().map(|(n, _, _)| *n).collect::<Vec<_>>().join(", ")),
+                        None => format!(
+                            "parameters: {}",
+                            XGBOOST_PARAMS.iter().map(|(n, _, _)| *n).collect::<Vec<_>>().join(", ")
+                        ),
                     }),
             );
             continue;
         };
         let bad = |msg: String| {
-            Diagnostic::error(codes::INVALID_PARAM, val_span, msg).label("invalid value").help(format!("`{k}` accepts {range}"))
+            Diagnostic::error(codes::INVALID_PARAM, val_span, msg)
+                .label("invalid value")
+                .help(format!("`{k}` accepts {range}"))
         };
         match (k.as_str(), v) {
             ("objective", Value::String(o)) => {
@@ -312,7 +384,9 @@ fn params(node: &Node, job: &TrainingJob, diags: &mut Diagnostics) {
                     continue;
                 }
                 let ok = match k.as_str() {
-                    "eta" | "learning_rate" | "subsample" | "colsample_bytree" | "colsample_bylevel" => n > 0.0 && n <= 1.0,
+                    "eta" | "learning_rate" | "subsample" | "colsample_bytree" | "colsample_bylevel" => {
+                        n > 0.0 && n <= 1.0
+                    }
                     "max_depth" => (0.0..=64.0).contains(&n),
                     "rounds" | "early_stopping_rounds" | "nthread" => n >= 1.0,
                     "num_class" => n >= 2.0,
@@ -325,31 +399,51 @@ fn params(node: &Node, job: &TrainingJob, diags: &mut Diagnostics) {
                     diags.push(bad(format!("`{k}` = {} is out of range", format_number(n))));
                 }
             }
-            (_, other) => diags.push(bad(format!("`{k}` must be a {}, got {}", if matches!(ty, crate::schema::Ty::String) { "string" } else { "number" }, other.type_name()))),
+            (_, other) => diags.push(bad(format!(
+                "`{k}` must be a {}, got {}",
+                if matches!(ty, crate::schema::Ty::String) { "string" } else { "number" },
+                other.type_name()
+            ))),
         }
     }
     let has_num_class = map.contains_key("num_class");
     if multi && !has_num_class {
         diags.push(
-            Diagnostic::error(codes::INVALID_PARAM, objective_span(node), format!("objective \"{}\" needs `num_class`", job.objective))
-                .label("multi-class objective")
-                .help("add `num_class = <number of classes>` to params"),
+            Diagnostic::error(
+                codes::INVALID_PARAM,
+                objective_span(node),
+                format!("objective \"{}\" needs `num_class`", job.objective),
+            )
+            .label("multi-class objective")
+            .help("add `num_class = <number of classes>` to params"),
         );
     }
     if !multi && has_num_class {
         diags.push(
-            Diagnostic::error(codes::INVALID_PARAM, p.entry_key_span("num_class"), format!("`num_class` is only for multi-class objectives, not \"{}\"", job.objective))
-                .label("ignored by this objective")
-                .help("remove `num_class`, or use objective = \"multi:softprob\""),
+            Diagnostic::error(
+                codes::INVALID_PARAM,
+                p.entry_key_span("num_class"),
+                format!("`num_class` is only for multi-class objectives, not \"{}\"", job.objective),
+            )
+            .label("ignored by this objective")
+            .help("remove `num_class`, or use objective = \"multi:softprob\""),
         );
     }
     if map.contains_key("early_stopping_rounds") {
         let es = map.get("early_stopping_rounds").and_then(Value::as_number).unwrap_or(0.0);
         if es >= job.rounds as f64 {
             diags.push(
-                Diagnostic::error(codes::INVALID_PARAM, p.entry_span("early_stopping_rounds"), format!("early_stopping_rounds ({}) ≥ rounds ({}) never stops early", format_number(es), job.rounds))
-                    .label("no effect")
-                    .help("make early_stopping_rounds smaller than rounds"),
+                Diagnostic::error(
+                    codes::INVALID_PARAM,
+                    p.entry_span("early_stopping_rounds"),
+                    format!(
+                        "early_stopping_rounds ({}) ≥ rounds ({}) never stops early",
+                        format_number(es),
+                        job.rounds
+                    ),
+                )
+                .label("no effect")
+                .help("make early_stopping_rounds smaller than rounds"),
             );
         }
     }
@@ -372,9 +466,17 @@ fn endpoint(model: &Model, node: &Node, e: &Endpoint, diags: &mut Diagnostics) {
                 for (i, w) in e.rollout.steps.windows(2).enumerate() {
                     if w[1] <= w[0] {
                         diags.push(
-                            Diagnostic::error(codes::CANARY_STEPS, items.map_or(steps_span, |a| a.item_span(i + 1)), format!("canary steps must increase: {} follows {}", format_number(w[1]), format_number(w[0])))
-                                .label("not larger than the step before")
-                                .help("list traffic percentages in increasing order, e.g. [10, 50, 100]"),
+                            Diagnostic::error(
+                                codes::CANARY_STEPS,
+                                items.map_or(steps_span, |a| a.item_span(i + 1)),
+                                format!(
+                                    "canary steps must increase: {} follows {}",
+                                    format_number(w[1]),
+                                    format_number(w[0])
+                                ),
+                            )
+                            .label("not larger than the step before")
+                            .help("list traffic percentages in increasing order, e.g. [10, 50, 100]"),
                         );
                     }
                 }
@@ -382,15 +484,26 @@ fn endpoint(model: &Model, node: &Node, e: &Endpoint, diags: &mut Diagnostics) {
                 if last != 100.0 {
                     let n = e.rollout.steps.len();
                     diags.push(
-                        Diagnostic::error(codes::CANARY_STEPS, items.map_or(steps_span, |a| a.item_span(n - 1)), format!("canary steps end at {}%, so the new version never takes all traffic", format_number(last)))
-                            .label("last step")
-                            .help("end the steps at 100"),
+                        Diagnostic::error(
+                            codes::CANARY_STEPS,
+                            items.map_or(steps_span, |a| a.item_span(n - 1)),
+                            format!(
+                                "canary steps end at {}%, so the new version never takes all traffic",
+                                format_number(last)
+                            ),
+                        )
+                        .label("last step")
+                        .help("end the steps at 100"),
                     );
                 }
                 if e.rollout.steps.first().is_some_and(|f| *f <= 0.0) {
                     diags.push(
-                        Diagnostic::error(codes::CANARY_STEPS, items.map_or(steps_span, |a| a.item_span(0)), "the first canary step sends no traffic")
-                            .help("start with a small positive percentage, e.g. 5"),
+                        Diagnostic::error(
+                            codes::CANARY_STEPS,
+                            items.map_or(steps_span, |a| a.item_span(0)),
+                            "the first canary step sends no traffic",
+                        )
+                        .help("start with a small positive percentage, e.g. 5"),
                     );
                 }
             }
@@ -403,25 +516,40 @@ fn endpoint(model: &Model, node: &Node, e: &Endpoint, diags: &mut Diagnostics) {
             }
         } else if r.get("steps").is_some() {
             diags.push(
-                Diagnostic::error(codes::CONFLICT, r.key_span_of("steps"), format!("`steps` only apply to canary rollouts, not \"{strategy}\""))
-                    .with(r.span_of("strategy"), "strategy set here")
-                    .help("set `strategy = \"canary\"`, or remove `steps`"),
+                Diagnostic::error(
+                    codes::CONFLICT,
+                    r.key_span_of("steps"),
+                    format!("`steps` only apply to canary rollouts, not \"{strategy}\""),
+                )
+                .with(r.span_of("strategy"), "strategy set here")
+                .help("set `strategy = \"canary\"`, or remove `steps`"),
             );
         }
     }
     if let (Some(a), Some(asn)) = (&e.autoscaling, node.block("autoscaling")) {
         if a.min_replicas > a.max_replicas {
             diags.push(
-                Diagnostic::error(codes::AUTOSCALING, asn.span_of("min_replicas"), format!("min_replicas {} is larger than max_replicas {}", a.min_replicas, a.max_replicas))
-                    .with(asn.span_of("max_replicas"), "max_replicas")
-                    .help("make min_replicas ≤ max_replicas"),
+                Diagnostic::error(
+                    codes::AUTOSCALING,
+                    asn.span_of("min_replicas"),
+                    format!("min_replicas {} is larger than max_replicas {}", a.min_replicas, a.max_replicas),
+                )
+                .with(asn.span_of("max_replicas"), "max_replicas")
+                .help("make min_replicas ≤ max_replicas"),
             );
         }
         if node.get("replicas").is_some() && (e.replicas < a.min_replicas || e.replicas > a.max_replicas) {
             diags.push(
-                Diagnostic::error(codes::AUTOSCALING, node.span_of("replicas"), format!("replicas {} is outside the autoscaling range {}–{}", e.replicas, a.min_replicas, a.max_replicas))
-                    .with(asn.header, "autoscaling")
-                    .help("remove `replicas` (autoscaling starts at min_replicas) or bring it into the range"),
+                Diagnostic::error(
+                    codes::AUTOSCALING,
+                    node.span_of("replicas"),
+                    format!(
+                        "replicas {} is outside the autoscaling range {}–{}",
+                        e.replicas, a.min_replicas, a.max_replicas
+                    ),
+                )
+                .with(asn.header, "autoscaling")
+                .help("remove `replicas` (autoscaling starts at min_replicas) or bring it into the range"),
             );
         }
         if a.target_cpu.is_none() && a.target_rps.is_none() {
@@ -436,14 +564,22 @@ fn endpoint(model: &Model, node: &Node, e: &Endpoint, diags: &mut Diagnostics) {
         if a.kind == "bearer" {
             match (&a.token_env, &a.token_file) {
                 (None, None) => diags.push(
-                    Diagnostic::error(codes::MISSING_ATTRIBUTE, an.header, "bearer auth needs `token_env` or `token_file`")
-                        .label("where is the token?")
-                        .help("add `token_env = \"FRAUD_API_TOKEN\"`"),
+                    Diagnostic::error(
+                        codes::MISSING_ATTRIBUTE,
+                        an.header,
+                        "bearer auth needs `token_env` or `token_file`",
+                    )
+                    .label("where is the token?")
+                    .help("add `token_env = \"FRAUD_API_TOKEN\"`"),
                 ),
                 (Some(_), Some(_)) => diags.push(
-                    Diagnostic::error(codes::CONFLICT, an.key_span_of("token_file"), "`token_env` and `token_file` cannot both be set")
-                        .with(an.key_span_of("token_env"), "token_env")
-                        .help("keep one"),
+                    Diagnostic::error(
+                        codes::CONFLICT,
+                        an.key_span_of("token_file"),
+                        "`token_env` and `token_file` cannot both be set",
+                    )
+                    .with(an.key_span_of("token_env"), "token_env")
+                    .help("keep one"),
                 ),
                 _ => {}
             }
@@ -463,9 +599,13 @@ fn method_fits(method: &str, ty: ColumnType) -> bool {
 fn monitor(model: &Model, node: &Node, m: &Monitor, diags: &mut Diagnostics) {
     if node.blocks.is_empty() {
         diags.push(
-            Diagnostic::error(codes::MISSING_ATTRIBUTE, node.header, format!("monitor `{}` watches nothing", node.name()))
-                .label("no drift, performance or prometheus block")
-                .help("add `drift { features = [...] method = \"psi\" threshold = 0.2 }`"),
+            Diagnostic::error(
+                codes::MISSING_ATTRIBUTE,
+                node.header,
+                format!("monitor `{}` watches nothing", node.name()),
+            )
+            .label("no drift, performance or prometheus block")
+            .help("add `drift { features = [...] method = \"psi\" threshold = 0.2 }`"),
         );
     }
     let job = model.endpoint(&m.endpoint).and_then(|e| model.training_job(&e.model).map(|j| (e, j)));
@@ -484,10 +624,14 @@ fn monitor(model: &Model, node: &Node, m: &Monitor, diags: &mut Diagnostics) {
         };
         if !ok {
             diags.push(
-                Diagnostic::error(codes::DRIFT_THRESHOLD, d.span_of("threshold"), format!("a {method} threshold of {} can never be crossed as intended", format_number(threshold)))
-                    .label("out of range for this method")
-                    .with(d.span_of("method"), format!("{method} chosen here"))
-                    .help(format!("{method} thresholds are {range}")),
+                Diagnostic::error(
+                    codes::DRIFT_THRESHOLD,
+                    d.span_of("threshold"),
+                    format!("a {method} threshold of {} can never be crossed as intended", format_number(threshold)),
+                )
+                .label("out of range for this method")
+                .with(d.span_of("method"), format!("{method} chosen here"))
+                .help(format!("{method} thresholds are {range}")),
             );
         }
         if method == "psi" && ok {
@@ -498,10 +642,26 @@ fn monitor(model: &Model, node: &Node, m: &Monitor, diags: &mut Diagnostics) {
             if threshold < noise {
                 let need = (16.9 / threshold).ceil();
                 diags.push(
-                    Diagnostic::warning(codes::PSI_THRESHOLD_LOW, d.span_of("threshold"), format!("PSI threshold {} is below sampling noise for windows of {} predictions (≈{:.3})", format_number(threshold), m.min_samples, noise))
-                        .label("alerts on unchanged data")
-                        .with(node.attr("min_samples").map_or(node.header, |a| a.span), format!("min_samples = {}", m.min_samples))
-                        .help(format!("raise `min_samples` to at least {} or the threshold to at least {:.2}", format_number(need), noise)),
+                    Diagnostic::warning(
+                        codes::PSI_THRESHOLD_LOW,
+                        d.span_of("threshold"),
+                        format!(
+                            "PSI threshold {} is below sampling noise for windows of {} predictions (≈{:.3})",
+                            format_number(threshold),
+                            m.min_samples,
+                            noise
+                        ),
+                    )
+                    .label("alerts on unchanged data")
+                    .with(
+                        node.attr("min_samples").map_or(node.header, |a| a.span),
+                        format!("min_samples = {}", m.min_samples),
+                    )
+                    .help(format!(
+                        "raise `min_samples` to at least {} or the threshold to at least {:.2}",
+                        format_number(need),
+                        noise
+                    )),
                 );
             }
         }
@@ -517,7 +677,14 @@ fn monitor(model: &Model, node: &Node, m: &Monitor, diags: &mut Diagnostics) {
                 );
             }
         }
-        for (i, f) in d.get("features").map(|_| m.drift.iter().find(|x| x.method == method)).into_iter().flatten().flat_map(|x| x.features.iter()).enumerate() {
+        for (i, f) in d
+            .get("features")
+            .map(|_| m.drift.iter().find(|x| x.method == method))
+            .into_iter()
+            .flatten()
+            .flat_map(|x| x.features.iter())
+            .enumerate()
+        {
             let _ = (i, f);
         }
         let declared: Vec<String> = match d.get("features") {
@@ -534,14 +701,18 @@ fn monitor(model: &Model, node: &Node, m: &Monitor, diags: &mut Diagnostics) {
                 Some((_, feat)) => {
                     if !method_fits(method, feat.dtype) {
                         diags.push(
-                            Diagnostic::error(codes::DRIFT_METHOD, at, format!("{method} does not fit feature `{f}` of type {}", feat.dtype.name()))
-                                .label(format!("{} feature", feat.dtype.name()))
-                                .with(d.span_of("method"), "method")
-                                .help(if method == "chi2" {
-                                    "chi2 compares categories; use psi, ks or wasserstein for numeric features".to_string()
-                                } else {
-                                    "use chi2 or js for categorical features".to_string()
-                                }),
+                            Diagnostic::error(
+                                codes::DRIFT_METHOD,
+                                at,
+                                format!("{method} does not fit feature `{f}` of type {}", feat.dtype.name()),
+                            )
+                            .label(format!("{} feature", feat.dtype.name()))
+                            .with(d.span_of("method"), "method")
+                            .help(if method == "chi2" {
+                                "chi2 compares categories; use psi, ks or wasserstein for numeric features".to_string()
+                            } else {
+                                "use chi2 or js for categorical features".to_string()
+                            }),
                         );
                     }
                 }
@@ -551,7 +722,9 @@ fn monitor(model: &Model, node: &Node, m: &Monitor, diags: &mut Diagnostics) {
     if let (Some(p), Some(pn)) = (&m.performance, node.block("performance")) {
         if let Some((_, j)) = job {
             if !j.task.metrics().contains(&p.metric.as_str()) {
-                let obj_at = model.get(&model.endpoint(&m.endpoint).map(|e| e.model.clone()).unwrap_or_default()).map_or(pn.header, |r| objective_span(&r.node));
+                let obj_at = model
+                    .get(&model.endpoint(&m.endpoint).map(|e| e.model.clone()).unwrap_or_default())
+                    .map_or(pn.header, |r| objective_span(&r.node));
                 diags.push(metric_error(&p.metric, j.task, &j.objective, pn.span_of("metric"), obj_at));
             }
         }
@@ -567,12 +740,16 @@ fn monitor(model: &Model, node: &Node, m: &Monitor, diags: &mut Diagnostics) {
                 if fb.column(col).is_none() {
                     let names: Vec<&str> = fb.columns.iter().map(|c| c.name.as_str()).collect();
                     diags.push(
-                        Diagnostic::error(codes::UNKNOWN_COLUMN, if pn.get(attr).is_some() { pn.span_of(attr) } else { pn.span_of("feedback") }, format!("feedback source {} has no column `{col}` ({attr})", p.feedback))
-                            .label(format!("needs column `{col}`"))
-                            .help(match did_you_mean(col, names.iter().copied()) {
-                                Some(s) => format!("did you mean `{s}`? set `{attr} = \"{s}\"`"),
-                                None => format!("set `{attr}` to one of: {}", names.join(", ")),
-                            }),
+                        Diagnostic::error(
+                            codes::UNKNOWN_COLUMN,
+                            if pn.get(attr).is_some() { pn.span_of(attr) } else { pn.span_of("feedback") },
+                            format!("feedback source {} has no column `{col}` ({attr})", p.feedback),
+                        )
+                        .label(format!("needs column `{col}`"))
+                        .help(match did_you_mean(col, names.iter().copied()) {
+                            Some(s) => format!("did you mean `{s}`? set `{attr} = \"{s}\"`"),
+                            None => format!("set `{attr}` to one of: {}", names.join(", ")),
+                        }),
                     );
                 }
             }
@@ -594,9 +771,13 @@ fn monitor(model: &Model, node: &Node, m: &Monitor, diags: &mut Diagnostics) {
         }
         if pr.get("above").is_none() && pr.get("below").is_none() {
             diags.push(
-                Diagnostic::error(codes::MISSING_ATTRIBUTE, pr.header, "prometheus check sets neither `above` nor `below`")
-                    .label("no bound")
-                    .help("add `above = …` or `below = …`"),
+                Diagnostic::error(
+                    codes::MISSING_ATTRIBUTE,
+                    pr.header,
+                    "prometheus check sets neither `above` nor `below`",
+                )
+                .label("no bound")
+                .help("add `above = …` or `below = …`"),
             );
         }
     }
@@ -605,9 +786,13 @@ fn monitor(model: &Model, node: &Node, m: &Monitor, diags: &mut Diagnostics) {
 fn retrain_policy(model: &Model, node: &Node, p: &RetrainPolicy, diags: &mut Diagnostics) {
     if p.on.is_empty() && p.schedule.is_none() && p.new_data.is_none() {
         diags.push(
-            Diagnostic::error(codes::NO_TRIGGER, node.header, format!("retrain_policy `{}` has no trigger", node.name()))
-                .label("never runs")
-                .help("add `on = [monitor.<name>]`, `schedule = \"0 3 * * *\"` or a `new_data { … }` block"),
+            Diagnostic::error(
+                codes::NO_TRIGGER,
+                node.header,
+                format!("retrain_policy `{}` has no trigger", node.name()),
+            )
+            .label("never runs")
+            .help("add `on = [monitor.<name>]`, `schedule = \"0 3 * * *\"` or a `new_data { … }` block"),
         );
     }
     let job = model.training_job(&p.job).filter(|_| model.get(&p.job).is_some_and(|r| !r.node.errors));
@@ -631,9 +816,13 @@ fn retrain_policy(model: &Model, node: &Node, p: &RetrainPolicy, diags: &mut Dia
             if let Some(e) = model.endpoint(via) {
                 if e.model != p.job {
                     diags.push(
-                        Diagnostic::error(codes::PROMOTE_ENDPOINT_MISMATCH, pr.span_of("via"), format!("{via} serves {}, not {}", e.model, p.job))
-                            .label("serves another model")
-                            .help(format!("promote through an endpoint whose `model = {}`", p.job)),
+                        Diagnostic::error(
+                            codes::PROMOTE_ENDPOINT_MISMATCH,
+                            pr.span_of("via"),
+                            format!("{via} serves {}, not {}", e.model, p.job),
+                        )
+                        .label("serves another model")
+                        .help(format!("promote through an endpoint whose `model = {}`", p.job)),
                     );
                 }
             }
@@ -647,9 +836,13 @@ fn retrain_policy(model: &Model, node: &Node, p: &RetrainPolicy, diags: &mut Dia
         if let Some(e) = model.endpoint(&m.endpoint) {
             if e.model != p.job {
                 diags.push(
-                    Diagnostic::error(codes::PROMOTE_ENDPOINT_MISMATCH, at, format!("{mon} watches {}, which serves {}, not {}", m.endpoint, e.model, p.job))
-                        .label("watches another model")
-                        .help(format!("trigger on monitors of endpoints serving {}", p.job)),
+                    Diagnostic::error(
+                        codes::PROMOTE_ENDPOINT_MISMATCH,
+                        at,
+                        format!("{mon} watches {}, which serves {}, not {}", m.endpoint, e.model, p.job),
+                    )
+                    .label("watches another model")
+                    .help(format!("trigger on monitors of endpoints serving {}", p.job)),
                 );
             }
         }
@@ -668,7 +861,9 @@ fn retrain_policy(model: &Model, node: &Node, p: &RetrainPolicy, diags: &mut Dia
                 )
                 .label("cooldown")
                 .with(wspan, format!("window {window}"))
-                .help(format!("the same breach would retrain again before a fresh window is seen: set cooldown ≥ {window}")),
+                .help(format!(
+                    "the same breach would retrain again before a fresh window is seen: set cooldown ≥ {window}"
+                )),
             );
         }
     }

@@ -49,14 +49,13 @@ fn check_ref(model: &Model, r: &Reference, diags: &mut Diagnostics) {
         let Config::Source(src) = &target.config else { return };
         match r.path.get(1) {
             None => {}
-            Some(col) if src.column(col).is_some() => {
-                if r.path.len() > 2 {
-                    diags.push(
-                        Diagnostic::error(codes::UNKNOWN_ATTRIBUTE_REFERENCE, r.span, format!("`{r}` goes past a column"))
-                            .help(format!("a column has no attributes; write `{}.columns.{col}`", r.address)),
-                    );
-                }
+            Some(col) if src.column(col).is_some() && r.path.len() > 2 => {
+                diags.push(
+                    Diagnostic::error(codes::UNKNOWN_ATTRIBUTE_REFERENCE, r.span, format!("`{r}` goes past a column"))
+                        .help(format!("a column has no attributes; write `{}.columns.{col}`", r.address)),
+                );
             }
+            Some(col) if src.column(col).is_some() => {}
             Some(col) => {
                 let names: Vec<&str> = src.columns.iter().map(|c| c.name.as_str()).collect();
                 diags.push(

@@ -139,8 +139,11 @@ enum Repetition {
     ForEach(IndexMap<String, Value>),
 }
 
+/// Names bound while evaluating one instance (`each`, `count`).
+type Bindings = Vec<(String, Value)>;
+
 impl Repetition {
-    fn instances(&self) -> Vec<(Option<InstanceKey>, Vec<(String, Value)>)> {
+    fn instances(&self) -> Vec<(Option<InstanceKey>, Bindings)> {
         match self {
             Repetition::Single => vec![(None, vec![])],
             Repetition::Count(n) => (0..*n)
@@ -269,7 +272,9 @@ impl Lowerer {
                     Span::new(id, 0..0),
                     format!("no *.mlops.hcl files in {}", self.display_name(dir)),
                 )
-                .help("configuration files end in .mlops.hcl; run `mlops validate DIR` on the directory that holds them"),
+                .help(
+                    "configuration files end in .mlops.hcl; run `mlops validate DIR` on the directory that holds them",
+                ),
             );
             return Lowered { root: dir.to_path_buf(), ..Lowered::default() };
         }
@@ -281,7 +286,7 @@ impl Lowerer {
                 Some(v) => v.input = Some((value.clone(), None)),
                 None => {
                     let names: Vec<String> = self.scopes[root].vars.keys().cloned().collect();
-                    let id = self.sources.add("<command line>", "<command line>", format!("{name}"));
+                    let id = self.sources.add("<command line>", "<command line>", name.clone());
                     self.diags.push(
                         Diagnostic::error(
                             codes::UNKNOWN_VARIABLE,
@@ -301,7 +306,8 @@ impl Lowerer {
         if let Some((file, block)) = self.settings_block.clone() {
             let mut r = ScopeResolver { low: self, scope: root };
             let mut ev = Evaluator::new(&mut r, file);
-            let node = Self::build_node(&mut ev, file, &block, schema::top_level("mlops").expect("mlops schema"), false);
+            let node =
+                Self::build_node(&mut ev, file, &block, schema::top_level("mlops").expect("mlops schema"), false);
             self.settings = Some(node);
         }
         let mut outputs = Vec::new();
@@ -309,9 +315,11 @@ impl Lowerer {
         for name in names {
             let decl = self.scopes[root].outputs[&name].clone();
             if let Ok(value) = self.output_value(root, &name) {
-                let sensitive = decl.block.body.get_attribute("sensitive").is_some_and(|a| {
-                    matches!(&a.value, Expression::Bool(b) if *b.value())
-                });
+                let sensitive = decl
+                    .block
+                    .body
+                    .get_attribute("sensitive")
+                    .is_some_and(|a| matches!(&a.value, Expression::Bool(b) if *b.value()));
                 let description = decl.block.body.get_attribute("description").and_then(|a| match &a.value {
                     Expression::String(s) => Some(s.value().clone()),
                     _ => None,
@@ -370,15 +378,19 @@ impl Lowerer {
                 let Some(schema) = schema::top_level(kind) else {
                     let kinds = schema::TOP_LEVEL.iter().map(|b| b.kind);
                     self.diags.push(
-                        Diagnostic::error(codes::UNKNOWN_BLOCK, span_of(file, &block.ident), format!("unknown block kind `{kind}`"))
-                            .label("not a block kind of the language")
-                            .help(match did_you_mean(kind, kinds) {
-                                Some(s) => format!("did you mean `{s}`?"),
-                                None => format!(
-                                    "block kinds: {}",
-                                    schema::TOP_LEVEL.iter().map(|b| b.kind).collect::<Vec<_>>().join(", ")
-                                ),
-                            }),
+                        Diagnostic::error(
+                            codes::UNKNOWN_BLOCK,
+                            span_of(file, &block.ident),
+                            format!("unknown block kind `{kind}`"),
+                        )
+                        .label("not a block kind of the language")
+                        .help(match did_you_mean(kind, kinds) {
+                            Some(s) => format!("did you mean `{s}`?"),
+                            None => format!(
+                                "block kinds: {}",
+                                schema::TOP_LEVEL.iter().map(|b| b.kind).collect::<Vec<_>>().join(", ")
+                            ),
+                        }),
                     );
                     continue;
                 };
@@ -451,7 +463,16 @@ impl Lowerer {
                         let s = &mut self.scopes[scope];
                         s.vars.insert(
                             name,
-                            VarDecl { file, block: arc, span: name_span, ty, sensitive, input: None, value: None, used: false },
+                            VarDecl {
+                                file,
+                                block: arc,
+                                span: name_span,
+                                ty,
+                                sensitive,
+                                input: None,
+                                value: None,
+                                used: false,
+                            },
                         );
                     }
                     "locals" => {
@@ -475,13 +496,22 @@ impl Lowerer {
                                     }
                                     s.locals.insert(
                                         lname,
-                                        LocalDecl { file, key_span, expr: Arc::new(a.value.clone()), state: State::Pending },
+                                        LocalDecl {
+                                            file,
+                                            key_span,
+                                            expr: Arc::new(a.value.clone()),
+                                            state: State::Pending,
+                                        },
                                     );
                                 }
                                 Structure::Block(b) => self.diags.push(
-                                    Diagnostic::error(codes::UNKNOWN_BLOCK, node::header(file, b), "blocks are not allowed in `locals`")
-                                        .label("a block")
-                                        .help("locals hold attributes: `name = value`"),
+                                    Diagnostic::error(
+                                        codes::UNKNOWN_BLOCK,
+                                        node::header(file, b),
+                                        "blocks are not allowed in `locals`",
+                                    )
+                                    .label("a block")
+                                    .help("locals hold attributes: `name = value`"),
                                 ),
                             }
                         }
@@ -576,11 +606,21 @@ impl Lowerer {
                     continue;
                 }
             };
-            if value.is_null() && decl.block.body.get_attribute("nullable").is_some_and(|a| matches!(&a.value, Expression::Bool(b) if !*b.value())) {
+            if value.is_null()
+                && decl
+                    .block
+                    .body
+                    .get_attribute("nullable")
+                    .is_some_and(|a| matches!(&a.value, Expression::Bool(b) if !*b.value()))
+            {
                 self.diags.push(
-                    Diagnostic::error(codes::TYPE_MISMATCH, origin.unwrap_or(decl.span), format!("variable `{name}` must not be null"))
-                        .label("null")
-                        .help("give it a value, or set `nullable = true`"),
+                    Diagnostic::error(
+                        codes::TYPE_MISMATCH,
+                        origin.unwrap_or(decl.span),
+                        format!("variable `{name}` must not be null"),
+                    )
+                    .label("null")
+                    .help("give it a value, or set `nullable = true`"),
                 );
                 continue;
             }
@@ -593,11 +633,17 @@ impl Lowerer {
                 continue;
             }
             for vb in decl.block.body.blocks().filter(|b| b.ident.as_str() == "validation") {
-                let (Some(cond), Some(msg)) = (vb.body.get_attribute("condition"), vb.body.get_attribute("error_message")) else {
+                let (Some(cond), Some(msg)) =
+                    (vb.body.get_attribute("condition"), vb.body.get_attribute("error_message"))
+                else {
                     self.diags.push(
-                        Diagnostic::error(codes::MISSING_ATTRIBUTE, node::header(decl.file, vb), "validation needs `condition` and `error_message`")
-                            .label("incomplete validation")
-                            .help("validation { condition = <bool expression>  error_message = \"…\" }"),
+                        Diagnostic::error(
+                            codes::MISSING_ATTRIBUTE,
+                            node::header(decl.file, vb),
+                            "validation needs `condition` and `error_message`",
+                        )
+                        .label("incomplete validation")
+                        .help("validation { condition = <bool expression>  error_message = \"…\" }"),
                     );
                     continue;
                 };
@@ -613,10 +659,17 @@ impl Lowerer {
                         });
                         let text = m.ok().and_then(|m| m.to_template_string()).unwrap_or_default();
                         self.diags.push(
-                            Diagnostic::error(codes::VARIABLE_VALIDATION, at, format!("invalid value for variable `{name}`: {text}"))
-                                .label("fails the validation")
-                                .with(span_of(decl.file, &cond.value), "condition")
-                                .help(format!("change the value so that the condition holds ({})", self.sources.slice(span_of(decl.file, &cond.value)))),
+                            Diagnostic::error(
+                                codes::VARIABLE_VALIDATION,
+                                at,
+                                format!("invalid value for variable `{name}`: {text}"),
+                            )
+                            .label("fails the validation")
+                            .with(span_of(decl.file, &cond.value), "condition")
+                            .help(format!(
+                                "change the value so that the condition holds ({})",
+                                self.sources.slice(span_of(decl.file, &cond.value))
+                            )),
                         );
                     }
                     Ok(other) => self.diags.push(
@@ -695,7 +748,13 @@ impl Lowerer {
                 let r = {
                     let mut r = ScopeResolver { low: self, scope };
                     let mut ev = Evaluator::new(&mut r, decl.file);
-                    let node = Self::build_node(&mut ev, decl.file, &decl.block, schema::top_level("output").expect("output"), false);
+                    let node = Self::build_node(
+                        &mut ev,
+                        decl.file,
+                        &decl.block,
+                        schema::top_level("output").expect("output"),
+                        false,
+                    );
                     if node.errors {
                         Err(Reported)
                     } else {
@@ -719,22 +778,32 @@ impl Lowerer {
             (None, None) => Ok(Repetition::Single),
             (Some(c), Some(f)) => {
                 self.diags.push(
-                    Diagnostic::error(codes::CONFLICT, span_of(file, &f.key), format!("{what} sets both `count` and `for_each`"))
-                        .with(span_of(file, &c.key), "count set here")
-                        .help("use one of them"),
+                    Diagnostic::error(
+                        codes::CONFLICT,
+                        span_of(file, &f.key),
+                        format!("{what} sets both `count` and `for_each`"),
+                    )
+                    .with(span_of(file, &c.key), "count set here")
+                    .help("use one of them"),
                 );
                 Err(Reported)
             }
             (Some(c), None) => {
                 let span = span_of(file, &c.value);
                 match self.eval_in(scope, file, &c.value, &[])? {
-                    Value::Number(n) if n >= 0.0 && n.fract() == 0.0 && n <= 10_000.0 => Ok(Repetition::Count(n as usize)),
+                    Value::Number(n) if n >= 0.0 && n.fract() == 0.0 && n <= 10_000.0 => {
+                        Ok(Repetition::Count(n as usize))
+                    }
                     v if v.contains_ref() => Err(self.repetition_ref_error(span)),
                     v => {
                         self.diags.push(
-                            Diagnostic::error(codes::INVALID_REPETITION, span, format!("`count` must be a whole number from 0 to 10000, got {v}"))
-                                .label("invalid count")
-                                .help("use a whole number, e.g. `count = length(var.regions)`"),
+                            Diagnostic::error(
+                                codes::INVALID_REPETITION,
+                                span,
+                                format!("`count` must be a whole number from 0 to 10000, got {v}"),
+                            )
+                            .label("invalid count")
+                            .help("use a whole number, e.g. `count = length(var.regions)`"),
                         );
                         Err(Reported)
                     }
@@ -754,8 +823,12 @@ impl Lowerer {
                                 }
                                 other => {
                                     self.diags.push(
-                                        Diagnostic::error(codes::INVALID_REPETITION, span, format!("`for_each` over a set needs strings, got {}", other.type_name()))
-                                            .help("use a map, or a set of strings: `for_each = toset([\"a\", \"b\"])`"),
+                                        Diagnostic::error(
+                                            codes::INVALID_REPETITION,
+                                            span,
+                                            format!("`for_each` over a set needs strings, got {}", other.type_name()),
+                                        )
+                                        .help("use a map, or a set of strings: `for_each = toset([\"a\", \"b\"])`"),
                                     );
                                     return Err(Reported);
                                 }
@@ -765,9 +838,13 @@ impl Lowerer {
                     }
                     v => {
                         self.diags.push(
-                            Diagnostic::error(codes::INVALID_REPETITION, span, format!("`for_each` needs a map or a set of strings, got {}", v.type_name()))
-                                .label("not a map or set")
-                                .help("for_each = { eu = …, us = … } or for_each = toset([\"eu\", \"us\"])"),
+                            Diagnostic::error(
+                                codes::INVALID_REPETITION,
+                                span,
+                                format!("`for_each` needs a map or a set of strings, got {}", v.type_name()),
+                            )
+                            .label("not a map or set")
+                            .help("for_each = { eu = …, us = … } or for_each = toset([\"eu\", \"us\"])"),
                         );
                         Err(Reported)
                     }
@@ -844,9 +921,13 @@ impl Lowerer {
         let header = node::header(file, &decl.block);
         let Some(src_attr) = decl.block.body.get_attribute("source") else {
             self.diags.push(
-                Diagnostic::error(codes::MISSING_ATTRIBUTE, header, format!("module `{name}` is missing required attribute `source`"))
-                    .label("needs `source`")
-                    .help("add `source = \"../modules/<name>\"`: the module's directory"),
+                Diagnostic::error(
+                    codes::MISSING_ATTRIBUTE,
+                    header,
+                    format!("module `{name}` is missing required attribute `source`"),
+                )
+                .label("needs `source`")
+                .help("add `source = \"../modules/<name>\"`: the module's directory"),
             );
             return Err(Reported);
         };
@@ -855,8 +936,12 @@ impl Lowerer {
             Value::String(s) => s,
             other => {
                 self.diags.push(
-                    Diagnostic::error(codes::TYPE_MISMATCH, src_span, format!("module `source` must be a string, got {}", other.type_name()))
-                        .help("source = \"../modules/<name>\""),
+                    Diagnostic::error(
+                        codes::TYPE_MISMATCH,
+                        src_span,
+                        format!("module `source` must be a string, got {}", other.type_name()),
+                    )
+                    .help("source = \"../modules/<name>\""),
                 );
                 return Err(Reported);
             }
@@ -876,9 +961,16 @@ impl Lowerer {
             Ok(f) if !parse::config_files(&dir).map(|v| v.is_empty()).unwrap_or(true) => f,
             _ => {
                 self.diags.push(
-                    Diagnostic::error(codes::MODULE_NOT_FOUND, src_span, format!("module directory `{src}` has no *.mlops.hcl files"))
-                        .label("cannot load this module")
-                        .help(format!("`source` is relative to this file's directory; looked in {}", self.display_name(&dir))),
+                    Diagnostic::error(
+                        codes::MODULE_NOT_FOUND,
+                        src_span,
+                        format!("module directory `{src}` has no *.mlops.hcl files"),
+                    )
+                    .label("cannot load this module")
+                    .help(format!(
+                        "`source` is relative to this file's directory; looked in {}",
+                        self.display_name(&dir)
+                    )),
                 );
                 return Err(Reported);
             }
@@ -905,12 +997,19 @@ impl Lowerer {
                 if !self.scopes[child].vars.contains_key(input) {
                     let names: Vec<String> = self.scopes[child].vars.keys().cloned().collect();
                     self.diags.push(
-                        Diagnostic::error(codes::MODULE_UNKNOWN_INPUT, key_span, format!("module `{name}` has no input `{input}`"))
-                            .label("not a variable of the module")
-                            .help(match did_you_mean(input, names.iter().map(String::as_str)) {
-                                Some(s) => format!("did you mean `{s}`?"),
-                                None => format!("the module's variables: {}", if names.is_empty() { "none".into() } else { names.join(", ") }),
-                            }),
+                        Diagnostic::error(
+                            codes::MODULE_UNKNOWN_INPUT,
+                            key_span,
+                            format!("module `{name}` has no input `{input}`"),
+                        )
+                        .label("not a variable of the module")
+                        .help(match did_you_mean(input, names.iter().map(String::as_str)) {
+                            Some(s) => format!("did you mean `{s}`?"),
+                            None => format!(
+                                "the module's variables: {}",
+                                if names.is_empty() { "none".into() } else { names.join(", ") }
+                            ),
+                        }),
                     );
                     continue;
                 }
@@ -920,8 +1019,12 @@ impl Lowerer {
             }
             for b in decl.block.body.blocks() {
                 self.diags.push(
-                    Diagnostic::error(codes::UNKNOWN_BLOCK, node::header(file, b), "blocks are not allowed in a module call")
-                        .help("module inputs are attributes: `name = value`"),
+                    Diagnostic::error(
+                        codes::UNKNOWN_BLOCK,
+                        node::header(file, b),
+                        "blocks are not allowed in a module call",
+                    )
+                    .help("module inputs are attributes: `name = value`"),
                 );
             }
             self.resolve_vars(child, Some(header));
@@ -956,7 +1059,12 @@ impl Lowerer {
             let Ok(rep) = self.resource_repetition(scope, &kind, &name) else { continue };
             let decl = self.scopes[scope].resources[&(kind.clone(), name.clone())].clone();
             for (key, bindings) in rep.instances() {
-                let address = Address { module: self.scopes[scope].module_path.clone(), kind: kind.clone(), name: name.clone(), key };
+                let address = Address {
+                    module: self.scopes[scope].module_path.clone(),
+                    kind: kind.clone(),
+                    name: name.clone(),
+                    key,
+                };
                 let mut r = ScopeResolver { low: self, scope };
                 let mut ev = Evaluator::new(&mut r, decl.file);
                 for (k, v) in &bindings {
@@ -973,8 +1081,12 @@ impl Lowerer {
                                     Value::Ref(r) => depends_on.push(*r),
                                     other => {
                                         ev.push_diag(
-                                            Diagnostic::error(codes::TYPE_MISMATCH, span, format!("`depends_on` lists resources, got {}", other.type_name()))
-                                                .help("depends_on = [source.raw, training_job.model]"),
+                                            Diagnostic::error(
+                                                codes::TYPE_MISMATCH,
+                                                span,
+                                                format!("`depends_on` lists resources, got {}", other.type_name()),
+                                            )
+                                            .help("depends_on = [source.raw, training_job.model]"),
                                         );
                                     }
                                 }
@@ -982,8 +1094,12 @@ impl Lowerer {
                         }
                         Ok(other) => {
                             ev.push_diag(
-                                Diagnostic::error(codes::TYPE_MISMATCH, span, format!("`depends_on` must be a list, got {}", other.type_name()))
-                                    .help("depends_on = [source.raw]"),
+                                Diagnostic::error(
+                                    codes::TYPE_MISMATCH,
+                                    span,
+                                    format!("`depends_on` must be a list, got {}", other.type_name()),
+                                )
+                                .help("depends_on = [source.raw]"),
                             );
                         }
                         Err(_) => {}
@@ -996,12 +1112,8 @@ impl Lowerer {
             return;
         }
         // Unused root variables are worth a warning; module variables are the module's contract.
-        let unused: Vec<(String, Span)> = self.scopes[scope]
-            .vars
-            .iter()
-            .filter(|(_, v)| !v.used)
-            .map(|(k, v)| (k.clone(), v.span))
-            .collect();
+        let unused: Vec<(String, Span)> =
+            self.scopes[scope].vars.iter().filter(|(_, v)| !v.used).map(|(k, v)| (k.clone(), v.span)).collect();
         for (name, span) in unused {
             self.diags.push(
                 Diagnostic::warning(codes::UNUSED_VARIABLE, span, format!("variable `{name}` is never used"))
@@ -1046,8 +1158,12 @@ impl ScopeResolver<'_> {
             Some(Op::Attr(a, s)) => Ok((a.as_str(), *s)),
             _ => {
                 self.low.diags.push(
-                    Diagnostic::error(codes::UNSUPPORTED_EXPRESSION, span, format!("`{root}` must be followed by `.name`"))
-                        .help(format!("write `{root}.<name>`")),
+                    Diagnostic::error(
+                        codes::UNSUPPORTED_EXPRESSION,
+                        span,
+                        format!("`{root}` must be followed by `.name`"),
+                    )
+                    .help(format!("write `{root}.<name>`")),
                 );
                 Err(Reported)
             }
@@ -1089,12 +1205,18 @@ impl Resolver for ScopeResolver<'_> {
                     None => {
                         let names: Vec<String> = s.vars.keys().cloned().collect();
                         self.low.diags.push(
-                            Diagnostic::error(codes::UNKNOWN_VARIABLE, name_span.to(span), format!("unknown variable `{var}`"))
-                                .label("not declared")
-                                .help(match did_you_mean(var, names.iter().map(String::as_str)) {
+                            Diagnostic::error(
+                                codes::UNKNOWN_VARIABLE,
+                                name_span.to(span),
+                                format!("unknown variable `{var}`"),
+                            )
+                            .label("not declared")
+                            .help(
+                                match did_you_mean(var, names.iter().map(String::as_str)) {
                                     Some(s) => format!("did you mean `var.{s}`?"),
                                     None => format!("declare it: `variable \"{var}\" {{ type = … }}`"),
-                                }),
+                                },
+                            ),
                         );
                         Err(Reported)
                     }
@@ -1134,8 +1256,12 @@ impl Resolver for ScopeResolver<'_> {
                                 Some((_, child)) => (vec![*child], 2),
                                 None => {
                                     self.low.diags.push(
-                                        Diagnostic::error(codes::INVALID_INDEX, *s, format!("module `{m}` has no instance {k}"))
-                                            .help(format!("instances: {}", instance_list(&instances))),
+                                        Diagnostic::error(
+                                            codes::INVALID_INDEX,
+                                            *s,
+                                            format!("module `{m}` has no instance {k}"),
+                                        )
+                                        .help(format!("instances: {}", instance_list(&instances))),
                                     );
                                     return Err(Reported);
                                 }
@@ -1167,12 +1293,21 @@ impl Resolver for ScopeResolver<'_> {
                         if !self.low.scopes[child].outputs.contains_key(out.as_str()) {
                             let names: Vec<String> = self.low.scopes[child].outputs.keys().cloned().collect();
                             self.low.diags.push(
-                                Diagnostic::error(codes::MODULE_UNKNOWN_OUTPUT, *s, format!("module `{m}` has no output `{out}`"))
-                                    .label("not an output of the module")
-                                    .help(match did_you_mean(out, names.iter().map(String::as_str)) {
+                                Diagnostic::error(
+                                    codes::MODULE_UNKNOWN_OUTPUT,
+                                    *s,
+                                    format!("module `{m}` has no output `{out}`"),
+                                )
+                                .label("not an output of the module")
+                                .help(
+                                    match did_you_mean(out, names.iter().map(String::as_str)) {
                                         Some(s) => format!("did you mean `{s}`?"),
-                                        None => format!("its outputs: {}", if names.is_empty() { "none".into() } else { names.join(", ") }),
-                                    }),
+                                        None => format!(
+                                            "its outputs: {}",
+                                            if names.is_empty() { "none".into() } else { names.join(", ") }
+                                        ),
+                                    },
+                                ),
                             );
                             return Err(Reported);
                         }
@@ -1199,9 +1334,13 @@ impl Resolver for ScopeResolver<'_> {
                     };
                     let where_ = if s.is_root { String::new() } else { " in this module".to_string() };
                     self.low.diags.push(
-                        Diagnostic::error(codes::UNKNOWN_REFERENCE, name_span.to(span), format!("reference to undeclared {kind} `{rname}`{where_}"))
-                            .label("no such resource")
-                            .help(help),
+                        Diagnostic::error(
+                            codes::UNKNOWN_REFERENCE,
+                            name_span.to(span),
+                            format!("reference to undeclared {kind} `{rname}`{where_}"),
+                        )
+                        .label("no such resource")
+                        .help(help),
                     );
                     return Err(Reported);
                 }
@@ -1223,10 +1362,20 @@ impl Resolver for ScopeResolver<'_> {
                             match instances.iter().find(|(key, _)| key_matches(key.as_ref(), k)) {
                                 Some((key, _)) => (key.clone(), 2),
                                 None => {
-                                    let list: Vec<String> = instances.iter().filter_map(|(k, _)| k.as_ref().map(|k| k.to_string())).collect();
+                                    let list: Vec<String> = instances
+                                        .iter()
+                                        .filter_map(|(k, _)| k.as_ref().map(|k| k.to_string()))
+                                        .collect();
                                     self.low.diags.push(
-                                        Diagnostic::error(codes::INVALID_INDEX, *s, format!("{kind} `{rname}` has no instance {k}"))
-                                            .help(format!("instances: {}", if list.is_empty() { "none".into() } else { list.join(", ") })),
+                                        Diagnostic::error(
+                                            codes::INVALID_INDEX,
+                                            *s,
+                                            format!("{kind} `{rname}` has no instance {k}"),
+                                        )
+                                        .help(format!(
+                                            "instances: {}",
+                                            if list.is_empty() { "none".into() } else { list.join(", ") }
+                                        )),
                                     );
                                     return Err(Reported);
                                 }
@@ -1235,11 +1384,13 @@ impl Resolver for ScopeResolver<'_> {
                         _ => {
                             let whole = name_span.to(span);
                             let v = match &rep {
-                                Repetition::Count(n) => {
-                                    Value::List((0..*n).map(|i| mk(Some(InstanceKey::Index(i)), vec![], whole)).collect())
-                                }
+                                Repetition::Count(n) => Value::List(
+                                    (0..*n).map(|i| mk(Some(InstanceKey::Index(i)), vec![], whole)).collect(),
+                                ),
                                 Repetition::ForEach(m) => Value::Object(
-                                    m.keys().map(|k| (k.clone(), mk(Some(InstanceKey::Key(k.clone())), vec![], whole))).collect(),
+                                    m.keys()
+                                        .map(|k| (k.clone(), mk(Some(InstanceKey::Key(k.clone())), vec![], whole)))
+                                        .collect(),
                                 ),
                                 Repetition::Single => Value::Null,
                             };
@@ -1316,9 +1467,13 @@ struct NoRefs<'a> {
 impl Resolver for NoRefs<'_> {
     fn resolve(&mut self, name: &str, name_span: Span, _ops: &[Op]) -> Result<Option<(Value, usize)>, Reported> {
         self.diags.push(
-            Diagnostic::error(codes::UNSUPPORTED_EXPRESSION, name_span, format!("a variable default cannot refer to `{name}`"))
-                .label("reference in a default")
-                .help("defaults must be constant; compute derived values in `locals`"),
+            Diagnostic::error(
+                codes::UNSUPPORTED_EXPRESSION,
+                name_span,
+                format!("a variable default cannot refer to `{name}`"),
+            )
+            .label("reference in a default")
+            .help("defaults must be constant; compute derived values in `locals`"),
         );
         Err(Reported)
     }

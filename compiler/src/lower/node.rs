@@ -165,7 +165,9 @@ impl Lowerer {
                 None => {
                     let names: Vec<&str> = schema.variants.iter().map(|v| v.kind).collect();
                     let (given, span) = label.unwrap_or_else(|| (String::new(), node.header));
-                    report(ev, &mut errors,
+                    report(
+                        ev,
+                        &mut errors,
                         Diagnostic::error(
                             codes::INVALID_CHOICE,
                             span,
@@ -189,7 +191,9 @@ impl Lowerer {
                         continue;
                     }
                     if let Some(prev) = node.attrs.get(name) {
-                        report(ev, &mut errors,
+                        report(
+                            ev,
+                            &mut errors,
                             Diagnostic::error(
                                 codes::DUPLICATE_ATTRIBUTE,
                                 key_span,
@@ -248,7 +252,9 @@ impl Lowerer {
                     entry.0 += 1;
                     if nested.max.is_some_and(|m| entry.0 > m) {
                         let first = entry.1;
-                        report(ev, &mut errors,
+                        report(
+                            ev,
+                            &mut errors,
                             Diagnostic::error(
                                 codes::DUPLICATE_ATTRIBUTE,
                                 span,
@@ -270,7 +276,9 @@ impl Lowerer {
                             node.blocks.iter().find(|o| o.kind() == child.kind() && o.name() == child.name())
                         {
                             let prev_span = prev.header;
-                            report(ev, &mut errors,
+                            report(
+                                ev,
+                                &mut errors,
                                 Diagnostic::error(
                                     codes::DUPLICATE_NAME,
                                     child.header,
@@ -278,7 +286,10 @@ impl Lowerer {
                                 )
                                 .label("defined again here")
                                 .with(prev_span, "first defined here")
-                                .help(format!("rename one of them; {kind} names must be unique within a {}", body_schema.kind)),
+                                .help(format!(
+                                    "rename one of them; {kind} names must be unique within a {}",
+                                    body_schema.kind
+                                )),
                             );
                             continue;
                         }
@@ -289,11 +300,18 @@ impl Lowerer {
         }
         for a in body_schema.attrs.iter().filter(|a| a.required) {
             if !node.attrs.contains_key(a.name) && !block_sets_attr_with_error(block, a.name) {
-                report(ev, &mut errors,
+                report(
+                    ev,
+                    &mut errors,
                     Diagnostic::error(
                         codes::MISSING_ATTRIBUTE,
                         node.header,
-                        format!("{} `{}` is missing required attribute `{}`", body_schema_name(schema, body_schema), node.name(), a.name),
+                        format!(
+                            "{} `{}` is missing required attribute `{}`",
+                            body_schema_name(schema, body_schema),
+                            node.name(),
+                            a.name
+                        ),
                     )
                     .label(format!("needs `{}`", a.name))
                     .help(format!("add `{} = <{}>`: {}", a.name, a.ty.describe(), a.doc)),
@@ -307,7 +325,9 @@ impl Lowerer {
                 } else {
                     format!("{} \"<{}>\" {{ … }}", n.block.kind, n.block.labels[0])
                 };
-                report(ev, &mut errors,
+                report(
+                    ev,
+                    &mut errors,
                     Diagnostic::error(
                         codes::MISSING_ATTRIBUTE,
                         node.header,
@@ -431,6 +451,8 @@ fn join_quoted(choices: &[&str]) -> String {
 }
 
 /// Checks a value against a type (and choices), pointing into list elements where it can.
+// The error is the diagnostic itself; it is made once per bad attribute, so its size is moot.
+#[allow(clippy::result_large_err)]
 fn check_value(attr: &Attr, ty: Ty, schema: Option<&AttrSchema>, name: &str) -> Result<(), Diagnostic> {
     check_ty(&attr.value, ty, attr.span, &attr.items, name)?;
     if let (Some(s), Value::String(v)) = (schema, &attr.value) {
@@ -491,6 +513,7 @@ fn range_error(name: &str, what: &str, v: f64, span: Span) -> Diagnostic {
         .help(format!("set `{name}` to {what}"))
 }
 
+#[allow(clippy::result_large_err)]
 fn check_ty(value: &Value, ty: Ty, span: Span, items: &[Span], name: &str) -> Result<(), Diagnostic> {
     match (ty, value) {
         (Ty::Any, _) => Ok(()),

@@ -114,9 +114,12 @@ pub fn convert(value: Value, ty: &TypeConstraint) -> Result<Value, String> {
         },
         (TypeConstraint::Bool, Value::Bool(b)) => Ok(Value::Bool(b)),
         (TypeConstraint::Bool, Value::String(s)) if s == "true" || s == "false" => Ok(Value::Bool(s == "true")),
-        (TypeConstraint::List(t), Value::List(items)) => {
-            items.into_iter().enumerate().map(|(i, v)| convert(v, t).map_err(|e| format!("element {i}: {e}"))).collect::<Result<Vec<_>, _>>().map(Value::List)
-        }
+        (TypeConstraint::List(t), Value::List(items)) => items
+            .into_iter()
+            .enumerate()
+            .map(|(i, v)| convert(v, t).map_err(|e| format!("element {i}: {e}")))
+            .collect::<Result<Vec<_>, _>>()
+            .map(Value::List),
         (TypeConstraint::Set(t), Value::List(items)) => {
             let mut out: Vec<Value> = Vec::new();
             for (i, v) in items.into_iter().enumerate() {

@@ -1,0 +1,21 @@
+#!/usr/bin/env bash
+# Installs what mlops needs to build and test on a fresh Debian/Ubuntu machine with a Rust
+# toolchain: a C compiler and pkg-config for -sys crates, and Python for the reference checks.
+# Safe to run again; it only installs what is missing.
+set -euo pipefail
+
+need=()
+for pkg in gcc pkg-config python3; do
+  command -v "$pkg" >/dev/null 2>&1 || need+=("$pkg")
+done
+if [ ${#need[@]} -gt 0 ]; then
+  SUDO=""
+  [ "$(id -u)" -ne 0 ] && SUDO="sudo"
+  $SUDO apt-get update -qq
+  $SUDO apt-get install -y -qq "${need[@]/gcc/build-essential}"
+fi
+
+if ! command -v cargo >/dev/null 2>&1; then
+  echo "mlops needs a Rust toolchain (cargo 1.88 or newer): https://rustup.rs" >&2
+  exit 1
+fi
