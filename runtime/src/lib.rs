@@ -1,2 +1,14 @@
-//! The mlops runtime (placeholder crate root; see README for status).
+//! The mlops runtime: executes what a compiled [`mlops_compiler::spec::SystemSpec`] describes.
+//! It never parses HCL; its input is the spec.
+//!
+//! ```text
+//! data (sources → Arrow batches) ─▶ features (offline + online store, point-in-time joins)
+//!   ─▶ train (XGBoost) ─▶ registry (versioned models)
+//! ```
 #![warn(missing_docs)]
+
+pub mod data;
+pub mod dataset;
+pub mod features;
+pub mod registry;
+pub mod train;

@@ -6,6 +6,14 @@ use crate::diagnostic::{Diagnostic, Diagnostics};
 use crate::model::{Config, Model};
 
 pub(super) fn check(model: &Model, diags: &mut Diagnostics) {
+    let watched: std::collections::HashSet<&str> = model
+        .resources
+        .iter()
+        .filter_map(|m| match &m.config {
+            Config::Monitor(m) => Some(m.endpoint.as_str()),
+            _ => None,
+        })
+        .collect();
     for r in &model.resources {
         if r.node.errors {
             continue;
@@ -13,9 +21,7 @@ pub(super) fn check(model: &Model, diags: &mut Diagnostics) {
         match &r.config {
             Config::Endpoint(e) => {
                 let addr = r.address.to_string();
-                let watched =
-                    model.resources.iter().any(|m| matches!(&m.config, Config::Monitor(m) if m.endpoint == addr));
-                if !watched {
+                if !watched.contains(addr.as_str()) {
                     diags.push(
                         Diagnostic::warning(
                             codes::UNMONITORED_ENDPOINT,
