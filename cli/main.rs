@@ -7,7 +7,7 @@ use clap::Parser;
 use std::process::ExitCode;
 
 fn main() -> ExitCode {
-    let cli = commands::Cli::parse();
+    let cli = commands::Cli::parse_from(commands::normalize_args(std::env::args_os()));
     match cli.run() {
         Ok(code) => code,
         Err(e) => {

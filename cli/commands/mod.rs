@@ -51,6 +51,22 @@ impl Cli {
     }
 }
 
+/// Accepts Terraform's single-dash spelling of the long flags (`-var`, `-var-file`, `-out`) that
+/// people type from habit, by rewriting them to `--var` …; everything else is left alone.
+pub fn normalize_args(args: impl Iterator<Item = std::ffi::OsString>) -> Vec<std::ffi::OsString> {
+    const TERRAFORM_STYLE: &[&str] = &["-var", "-var-file", "-out"];
+    args.map(|a| {
+        let Some(s) = a.to_str() else { return a };
+        let name = s.split('=').next().unwrap_or(s);
+        if TERRAFORM_STYLE.contains(&name) {
+            format!("-{s}").into()
+        } else {
+            a
+        }
+    })
+    .collect()
+}
+
 /// Where the configuration is and which variables it gets.
 #[derive(Debug, Args)]
 pub struct ConfigArgs {

@@ -114,6 +114,8 @@ codes! {
     PROMOTE_WITHOUT_GATE = "mlops::ml::promote_without_gate";
     /// A retrain cooldown shorter than the window of a monitor that triggers it.
     COOLDOWN_SHORTER_THAN_WINDOW = "mlops::ml::cooldown_shorter_than_window";
+    /// A gate bound that points the wrong way for its metric (`min` on an error metric).
+    GATE_DIRECTION = "mlops::ml::gate_direction";
     /// A time-based split on a source without a timestamp column.
     TIME_SPLIT_WITHOUT_TIMESTAMP = "mlops::ml::time_split_without_timestamp";
     /// Autoscaling bounds that do not fit together.

@@ -32,6 +32,7 @@ pub fn compile(dir: &Path, options: &Options) -> Compilation {
     let model = model::build(lowered);
     check::check(&model, &mut diagnostics);
     let graph = Graph::build(&model, &mut diagnostics);
+    diagnostics.snap_spans(&sources);
     diagnostics.sort();
     let spec = (!diagnostics.has_errors()).then(|| SystemSpec::build(&model, &graph));
     Compilation { sources, diagnostics, model, graph, spec }

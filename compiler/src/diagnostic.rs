@@ -2,7 +2,7 @@
 //! [`Diagnostics`] list so that a run reports every problem, not only the first; rendering goes
 //! through miette (a graphical report for people, JSON for editors and CI).
 
-use crate::source::{SourceMap, Span};
+use crate::source::{FileId, SourceMap, Span};
 use miette::{GraphicalReportHandler, GraphicalTheme, LabeledSpan, NamedSource};
 use serde::Serialize;
 use std::fmt;
@@ -97,6 +97,8 @@ impl Diagnostic {
 #[derive(Debug, Clone, Default)]
 pub struct Diagnostics {
     items: Vec<Diagnostic>,
+    // (code, file, start, end, message) of each item, to drop repeats in O(1).
+    seen: std::collections::HashSet<(&'static str, FileId, usize, usize, String)>,
 }
 
 impl Diagnostics {
@@ -109,7 +111,8 @@ impl Diagnostics {
     pub fn push(&mut self, d: Diagnostic) {
         // The same finding can be reached twice (e.g. a module instantiated with count = 2);
         // report it once.
-        if !self.items.contains(&d) {
+        let key = (d.code, d.primary.span.file, d.primary.span.start, d.primary.span.end, d.message.clone());
+        if self.seen.insert(key) {
             self.items.push(d);
         }
     }
@@ -149,6 +152,31 @@ impl Diagnostics {
     /// None at all?
     pub fn is_empty(&self) -> bool {
         self.items.is_empty()
+    }
+
+    /// Moves every span onto character boundaries of its file and within it. Spans computed
+    /// inside string values (a feature expression's error offset) may not map onto the source
+    /// byte for byte; this keeps every span valid for rendering and for editors.
+    pub fn snap_spans(&mut self, sources: &SourceMap) {
+        let snap = |span: &mut Span| {
+            let text = &sources.get(span.file).text;
+            let mut start = span.start.min(text.len());
+            while start > 0 && !text.is_char_boundary(start) {
+                start -= 1;
+            }
+            let mut end = span.end.clamp(start, text.len());
+            while end < text.len() && !text.is_char_boundary(end) {
+                end += 1;
+            }
+            span.start = start;
+            span.end = end;
+        };
+        for d in &mut self.items {
+            snap(&mut d.primary.span);
+            for l in &mut d.secondary {
+                snap(&mut l.span);
+            }
+        }
     }
 
     /// Sorted by file, position, then code: the order they are shown in.

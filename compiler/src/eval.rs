@@ -283,6 +283,7 @@ impl<'r, R: Resolver + ?Sized> Evaluator<'r, R> {
                             let keys: Vec<&str> = m.keys().map(String::as_str).collect();
                             let d = self
                                 .error(codes::INVALID_INDEX, *s, format!("object has no attribute or key `{a}`"))
+                                .label("no such key")
                                 .help(match did_you_mean(a, keys.iter().copied()) {
                                     Some(k) => format!("did you mean `{k}`?"),
                                     None => format!("available keys: {}", list_or_none(&keys)),
@@ -390,6 +391,7 @@ impl<'r, R: Resolver + ?Sized> Evaluator<'r, R> {
                             rhs.type_name()
                         ),
                     )
+                    .label("operands of the wrong type")
                     .maybe_help(help);
                 Err(self.report(d))
             }
@@ -438,7 +440,10 @@ impl<'r, R: Resolver + ?Sized> Evaluator<'r, R> {
             Ok(v) => Ok(v),
             Err(e) => {
                 let at = e.arg.and_then(|i| spans.get(i).copied()).unwrap_or(span);
-                let d = self.error(codes::FUNCTION_ERROR, at, format!("{name}(): {}", e.message)).maybe_help(e.help);
+                // The library's messages usually name the function already.
+                let message =
+                    if e.message.starts_with(&format!("{name}(")) { e.message } else { format!("{name}(): {}", e.message) };
+                let d = self.error(codes::FUNCTION_ERROR, at, message).label("invalid argument").maybe_help(e.help);
                 Err(self.report(d))
             }
         }
@@ -608,28 +613,30 @@ impl<'r, R: Resolver + ?Sized> Evaluator<'r, R> {
     }
 
     fn push_template_value(&mut self, v: &Value, span: Span, out: &mut String) -> Result<(), Reported> {
-        match v.to_template_string() {
-            Some(s) => {
-                out.push_str(&s);
-                Ok(())
-            }
-            None => {
-                let help = match v {
-                    Value::Ref(_) => "a reference to a resource is not a string; reference one of its attributes, \
-                                      e.g. `endpoint.api.url`, or use the name directly"
-                        .to_string(),
-                    _ => "convert it first, e.g. with jsonencode() or join()".to_string(),
-                };
-                let d = self
-                    .error(
-                        codes::INVALID_OPERATION,
-                        span,
-                        format!("cannot interpolate a {} into a string", v.type_name()),
-                    )
-                    .help(help);
-                Err(self.report(d))
+        if let Some(s) = v.to_template_string() {
+            out.push_str(&s);
+            return Ok(());
+        }
+        // An attribute of a resource (`endpoint.api.url`) is known only after apply: keep it as a
+        // `${…}` placeholder that apply fills in, as Terraform's JSON syntax does.
+        if let Value::Ref(r) = v {
+            if !r.path.is_empty() {
+                out.push_str(&format!("${{{r}}}"));
+                return Ok(());
             }
         }
+        let help = match v {
+            Value::Ref(r) => format!(
+                "`{}` is a resource, not text; interpolate one of its attributes (e.g. `${{endpoint.api.url}}`) or write its name",
+                r.address
+            ),
+            _ => "convert it first, e.g. with jsonencode() or join()".to_string(),
+        };
+        let d = self
+            .error(codes::INVALID_OPERATION, span, format!("cannot interpolate a {} into a string", v.type_name()))
+            .label("not a string")
+            .help(help);
+        Err(self.report(d))
     }
 }
 

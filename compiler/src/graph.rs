@@ -55,23 +55,60 @@ impl Graph {
             if scc.len() < 2 && !self_loop {
                 continue;
             }
-            let mut members: Vec<&str> = scc.iter().map(|i| self.graph[*i].as_str()).collect();
-            members.sort();
-            let first = model.get(members[0]).expect("graph nodes are resources");
+            let cycle = self.cycle_in(&scc);
+            let names: Vec<&str> = cycle.iter().map(|i| self.graph[*i].as_str()).collect();
+            let first = model.get(names[0]).expect("graph nodes are resources");
             let mut d = Diagnostic::error(
                 codes::CYCLE,
                 first.node.header,
-                format!("dependency cycle: {} → {}", members.join(" → "), members[0]),
+                format!("dependency cycle: {} → {}", names.join(" → "), names[0]),
             )
             .label("on the cycle")
-            .help("a resource cannot depend on itself, directly or through others; remove one of the references (often a `depends_on`)");
-            for m in &members[1..] {
-                if let Some(r) = model.get(m) {
-                    d = d.with(r.node.header, "on the cycle");
+            .help(
+                "a resource cannot depend on itself, directly or through others; remove one of the references \
+                 (often a `depends_on`)",
+            );
+            // Label each step with the reference that makes it: where the dependent names its dependency.
+            for (k, from) in names.iter().enumerate() {
+                let to = names[(k + 1) % names.len()];
+                if let Some(r) = model.get(to) {
+                    let at = reference_span(r, from).unwrap_or(r.node.header);
+                    d = d.with(at, format!("{to} depends on {from}"));
                 }
             }
             diags.push(d);
         }
+    }
+
+    /// One cycle through the members of a strongly connected component, in dependency order,
+    /// starting from the alphabetically first member.
+    fn cycle_in(&self, scc: &[NodeIndex]) -> Vec<NodeIndex> {
+        let members: std::collections::HashSet<NodeIndex> = scc.iter().copied().collect();
+        let start = *scc.iter().min_by_key(|i| &self.graph[**i]).expect("non-empty component");
+        // Breadth-first search back to `start` inside the component gives a shortest cycle.
+        let mut prev: HashMap<NodeIndex, NodeIndex> = HashMap::new();
+        let mut queue = std::collections::VecDeque::from([start]);
+        while let Some(n) = queue.pop_front() {
+            let mut next: Vec<NodeIndex> = self.graph.neighbors(n).filter(|m| members.contains(m)).collect();
+            next.sort_by_key(|m| &self.graph[*m]);
+            for m in next {
+                if m == start {
+                    let mut path = vec![n];
+                    let mut cur = n;
+                    while cur != start {
+                        cur = prev[&cur];
+                        path.push(cur);
+                    }
+                    path.reverse();
+                    return path;
+                }
+                if let std::collections::hash_map::Entry::Vacant(e) = prev.entry(m) {
+                    e.insert(n);
+                    queue.push_back(m);
+                }
+            }
+        }
+        vec![start]
     }
 
     /// Direct dependencies of a resource, sorted.
@@ -146,6 +183,22 @@ impl Graph {
         }
         out
     }
+}
+
+/// Where `r` refers to `dependency` (an attribute value or a `depends_on` entry).
+fn reference_span(r: &crate::model::Resource, dependency: &str) -> Option<crate::source::Span> {
+    fn find(v: &Value, dep: &str) -> Option<crate::source::Span> {
+        match v {
+            Value::Ref(x) if x.address.to_string() == dep => Some(x.span),
+            Value::List(items) => items.iter().find_map(|i| find(i, dep)),
+            Value::Object(m) => m.values().find_map(|i| find(i, dep)),
+            _ => None,
+        }
+    }
+    fn walk(n: &Node, dep: &str) -> Option<crate::source::Span> {
+        n.attrs.values().find_map(|a| find(&a.value, dep)).or_else(|| n.blocks.iter().find_map(|b| walk(b, dep)))
+    }
+    walk(&r.node, dependency).or_else(|| r.depends_on.iter().find(|d| d.address.to_string() == dependency).map(|d| d.span))
 }
 
 fn color(kind: &str) -> &'static str {

@@ -983,9 +983,11 @@ pub fn endpoint(node: &Node) -> Endpoint {
         },
         None => Rollout { strategy: "immediate".into(), steps: vec![100.0], interval: None, rollback: None },
     };
+    // With autoscaling and no explicit count, serving starts at the autoscaler's minimum.
+    let min_replicas = node.block("autoscaling").map_or(1, |a| uint(a, "min_replicas", 1));
     Endpoint {
         model: addr(node.get("model")),
-        replicas: uint(node, "replicas", 1),
+        replicas: uint(node, "replicas", min_replicas),
         timeout: duration(node, "timeout").unwrap_or_else(|| Duration::from_millis(5_000)),
         max_body: memory(node, "max_body").unwrap_or_else(|| Memory::parse("1Mi").expect("valid")),
         autoscaling: node.block("autoscaling").map(|a| Autoscaling {

@@ -80,13 +80,21 @@ pub fn parse_file(file: FileId, sources: &SourceMap, diags: &mut Diagnostics) ->
     match hcl_edit::parser::parse_body(text) {
         Ok(body) => Some(ParsedFile { file, body: Arc::new(body) }),
         Err(e) => {
-            let at = e.location().offset().min(text.len());
+            let at = floor_boundary(text, e.location().offset().min(text.len()));
             let end = text[at..].chars().next().map_or(at, |c| at + c.len_utf8());
-            diags.push(
+            let mut d =
                 Diagnostic::error(codes::SYNTAX, Span::new(file, at..end), format!("syntax error: {}", e.message()))
                     .label("here")
-                    .help(syntax_help(e.message())),
-            );
+                    .help(syntax_help(e.message()));
+            // At the end of the file, the useful place is the block that was never closed.
+            if text[at..].trim().is_empty() {
+                if let Some(open) = unclosed_brace(text) {
+                    d = d.with(Span::new(file, open..open + 1), "this `{` is never closed").help(
+                        "a block or object is not closed: add the missing `}`".to_string(),
+                    );
+                }
+            }
+            diags.push(d);
             None
         }
     }
@@ -94,13 +102,67 @@ pub fn parse_file(file: FileId, sources: &SourceMap, diags: &mut Diagnostics) ->
 
 // The parser's messages name what it expected; add the fix people usually need.
 fn syntax_help(message: &str) -> String {
-    if message.contains("expected `}`") || message.contains("unexpected end") {
+    if message.contains("redefined attribute") {
+        "an attribute can be set only once in a block: remove one of them".into()
+    } else if message.contains("expected `}`") || message.contains("unexpected end") {
         "a block or object is not closed: check that every `{` has a matching `}`".into()
-    } else if message.contains("expected `=`") {
-        "attributes are written `name = value`; blocks are written `kind \"label\" { … }`".into()
+    } else if message.contains("`=`") {
+        "attributes are written `name = value`; blocks are written `kind \"label\" { … }`: a `=` or `{` is missing".into()
     } else if message.contains("newline") {
-        "put each attribute on its own line".into()
+        "put each attribute on its own line (a one-line block holds a single attribute)".into()
     } else {
         "fix the syntax here; the rest of the file is checked once it parses".into()
     }
+}
+
+fn floor_boundary(s: &str, mut i: usize) -> usize {
+    while i > 0 && !s.is_char_boundary(i) {
+        i -= 1;
+    }
+    i
+}
+
+/// Byte offset of the innermost `{` that is never closed, skipping strings and comments
+/// (a heuristic for pointing at the right block; heredocs are not special-cased).
+fn unclosed_brace(text: &str) -> Option<usize> {
+    let b = text.as_bytes();
+    let mut stack = Vec::new();
+    let mut i = 0;
+    while i < b.len() {
+        match b[i] {
+            b'"' => {
+                i += 1;
+                while i < b.len() && b[i] != b'"' && b[i] != b'\n' {
+                    if b[i] == b'\\' {
+                        i += 1;
+                    }
+                    i += 1;
+                }
+            }
+            b'#' => {
+                while i < b.len() && b[i] != b'\n' {
+                    i += 1;
+                }
+            }
+            b'/' if b.get(i + 1) == Some(&b'/') => {
+                while i < b.len() && b[i] != b'\n' {
+                    i += 1;
+                }
+            }
+            b'/' if b.get(i + 1) == Some(&b'*') => {
+                i += 2;
+                while i + 1 < b.len() && !(b[i] == b'*' && b[i + 1] == b'/') {
+                    i += 1;
+                }
+                i += 1;
+            }
+            b'{' => stack.push(i),
+            b'}' => {
+                stack.pop();
+            }
+            _ => {}
+        }
+        i += 1;
+    }
+    stack.pop()
 }

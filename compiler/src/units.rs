@@ -228,14 +228,15 @@ fn unit_synonym(word: &str) -> Option<&'static str> {
 }
 
 impl fmt::Display for Duration {
-    /// The canonical form: largest units first, zero units left out (`"1h30m"`, `"1s500ms"`),
-    /// and `"0s"` for zero.
+    /// The canonical form: largest units first up to days (weeks would turn `"30d"` into
+    /// `"4w2d"`, which reads badly in plans), zero units left out (`"1h30m"`, `"1s500ms"`), and
+    /// `"0s"` for zero.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         if self.millis == 0 {
             return f.write_str("0s");
         }
         let mut rest = self.millis;
-        for (unit, ms) in DURATION_UNITS {
+        for (unit, ms) in DURATION_UNITS.iter().filter(|(u, _)| *u != "w") {
             let n = rest / ms;
             if n > 0 {
                 write!(f, "{n}{unit}")?;
@@ -871,7 +872,9 @@ mod tests {
             ("90m", "1h30m"),
             ("0s", "0s"),
             ("0h", "0s"),
-            ("14d", "2w"),
+            ("14d", "14d"),
+            ("2w", "14d"),
+            ("30d", "30d"),
             ("1500ms", "1s500ms"),
             ("86400s", "1d"),
             ("1h0m", "1h"),
@@ -880,7 +883,7 @@ mod tests {
         for (text, canonical) in cases {
             assert_eq!(Duration::parse(text).unwrap().to_string(), canonical, "{text}");
         }
-        assert_eq!(Duration::from_millis(u64::MAX).to_string(), "30500568904w6d14h25m51s615ms");
+        assert_eq!(Duration::from_millis(u64::MAX).to_string(), "213503982334d14h25m51s615ms");
         assert_eq!(Duration::parse("30500568904w6d14h25m51s615ms").unwrap().as_millis(), u64::MAX);
     }
 

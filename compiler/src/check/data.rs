@@ -18,7 +18,9 @@ pub(super) fn check(model: &Model, diags: &mut Diagnostics) {
         match &r.config {
             // Source checks look at separate attributes, so they run even next to other errors.
             Config::Source(s) => source(&r.node, s, diags),
-            Config::FeatureView(_) if !r.node.errors => feature_view(model, &r.node, diags),
+            // Features are checked one by one (each skipped if its own block has errors), so a
+            // mistake in one feature does not hide mistakes in its siblings.
+            Config::FeatureView(_) => feature_view(model, &r.node, diags),
             _ => {}
         }
     }
@@ -38,7 +40,10 @@ fn conflict(node: &Node, a: &str, b: &str, help: &str) -> Diagnostic {
 }
 
 fn source(node: &Node, s: &Source, diags: &mut Diagnostics) {
+    // An unknown format was reported already; its format-specific rules would only add noise.
+    let format_known = node.str("format").is_some_and(|f| ["csv", "parquet", "postgres"].contains(&f));
     match s.format {
+        _ if !format_known => {}
         SourceFormat::Csv | SourceFormat::Parquet => {
             if s.path.is_none() {
                 diags.push(missing(

@@ -14,6 +14,8 @@ pub(super) fn check(model: &Model, diags: &mut Diagnostics) {
             _ => None,
         })
         .collect();
+    // A monitor whose endpoint reference failed watches something; do not guess what.
+    let unresolved_monitor = model.resources.iter().any(|m| matches!(&m.config, Config::Monitor(m) if m.endpoint.is_empty()));
     for r in &model.resources {
         if r.node.errors {
             continue;
@@ -21,7 +23,7 @@ pub(super) fn check(model: &Model, diags: &mut Diagnostics) {
         match &r.config {
             Config::Endpoint(e) => {
                 let addr = r.address.to_string();
-                if !watched.contains(addr.as_str()) {
+                if !watched.contains(addr.as_str()) && !unresolved_monitor {
                     diags.push(
                         Diagnostic::warning(
                             codes::UNMONITORED_ENDPOINT,

@@ -216,6 +216,19 @@ fn training_job(model: &Model, node: &Node, job: &TrainingJob, diags: &mut Diagn
                     .help(format!("add `min = …` for {metric} (or `max` for an error metric)")),
             );
         }
+        let higher_better = crate::schema::METRICS_HIGHER_IS_BETTER.contains(&metric);
+        let wrong = if higher_better { ("max", "min", "higher") } else { ("min", "max", "lower") };
+        if g.get(wrong.0).is_some() && g.get(wrong.1).is_none() {
+            diags.push(
+                Diagnostic::error(
+                    codes::GATE_DIRECTION,
+                    g.key_span_of(wrong.0),
+                    format!("{metric} is better when {}, so a gate `{}` lets worse models through", wrong.2, wrong.0),
+                )
+                .label(format!("`{}` on a {}-is-better metric", wrong.0, wrong.2))
+                .help(format!("write `{} = …`: the worst acceptable {metric}", wrong.1)),
+            );
+        }
         for b in ["min", "max"] {
             if let Some(v) = g.num(b) {
                 let bounded = ["auc", "accuracy", "precision", "recall", "f1", "merror"].contains(&metric);
@@ -375,6 +388,11 @@ fn params(node: &Node, job: &TrainingJob, diags: &mut Diagnostics) {
                     diags.push(bad(format!("unknown tree_method \"{t}\"")));
                 }
             }
+            ("grow_policy", Value::String(t)) => {
+                if !["depthwise", "lossguide"].contains(&t.as_str()) {
+                    diags.push(bad(format!("unknown grow_policy \"{t}\"")));
+                }
+            }
             (_, Value::String(_)) if matches!(ty, crate::schema::Ty::String) => {}
             (_, Value::Number(n)) if !matches!(ty, crate::schema::Ty::String) => {
                 let n = *n;
@@ -384,9 +402,10 @@ fn params(node: &Node, job: &TrainingJob, diags: &mut Diagnostics) {
                     continue;
                 }
                 let ok = match k.as_str() {
-                    "eta" | "learning_rate" | "subsample" | "colsample_bytree" | "colsample_bylevel" => {
-                        n > 0.0 && n <= 1.0
-                    }
+                    "eta" | "learning_rate" | "subsample" | "colsample_bytree" | "colsample_bylevel"
+                    | "colsample_bynode" => n > 0.0 && n <= 1.0,
+                    "max_leaves" | "reg_lambda" | "reg_alpha" | "min_split_loss" => n >= 0.0,
+                    "num_parallel_tree" => n >= 1.0,
                     "max_depth" => (0.0..=64.0).contains(&n),
                     "rounds" | "early_stopping_rounds" | "nthread" => n >= 1.0,
                     "num_class" => n >= 2.0,
@@ -534,6 +553,7 @@ fn endpoint(model: &Model, node: &Node, e: &Endpoint, diags: &mut Diagnostics) {
                     asn.span_of("min_replicas"),
                     format!("min_replicas {} is larger than max_replicas {}", a.min_replicas, a.max_replicas),
                 )
+                .label("larger than max_replicas")
                 .with(asn.span_of("max_replicas"), "max_replicas")
                 .help("make min_replicas ≤ max_replicas"),
             );
@@ -548,6 +568,7 @@ fn endpoint(model: &Model, node: &Node, e: &Endpoint, diags: &mut Diagnostics) {
                         e.replicas, a.min_replicas, a.max_replicas
                     ),
                 )
+                .label("outside the range")
                 .with(asn.header, "autoscaling")
                 .help("remove `replicas` (autoscaling starts at min_replicas) or bring it into the range"),
             );

@@ -327,6 +327,7 @@ impl Lowerer {
                 outputs.push(OutputValue { name, value, sensitive, description, span: decl.span });
             }
         }
+        self.warn_unused_variables(root);
         let variables = self.scopes[root]
             .vars
             .iter()
@@ -564,26 +565,26 @@ impl Lowerer {
                         (ev.eval(&a.value).ok(), Some(span_of(decl.file, &a.value)))
                     }
                     None => {
+                        let module = self.scopes[scope].module_path.last().cloned().unwrap_or_default();
                         let (span, msg, help) = match call {
                             Some(c) => (
                                 c,
-                                format!("module is missing input `{name}`"),
+                                format!("module `{module}` is missing input `{name}`"),
                                 format!("set `{name} = …` in the module block; the module declares it without a default"),
                             ),
                             None => (
                                 decl.span,
                                 format!("variable `{name}` has no value"),
                                 format!(
-                                    "give it a default, or pass a value: `-var {name}=…`, a -var-file, or MLOPS_VAR_{name}"
+                                    "give it a default, or pass a value: `--var {name}=…`, a --var-file, or MLOPS_VAR_{name}"
                                 ),
                             ),
                         };
-                        self.diags.push(
-                            Diagnostic::error(codes::MISSING_VARIABLE, span, msg)
-                                .label("needs a value")
-                                .with(decl.span, "declared here")
-                                .help(help),
-                        );
+                        let mut d = Diagnostic::error(codes::MISSING_VARIABLE, span, msg).label("needs a value").help(help);
+                        if call.is_some() {
+                            d = d.with(decl.span, "declared here");
+                        }
+                        self.diags.push(d);
                         (None, None)
                     }
                 },
@@ -654,10 +655,18 @@ impl Lowerer {
                 match c {
                     Ok(Value::Bool(true)) | Err(_) => {}
                     Ok(Value::Bool(false)) => {
-                        let at = decl.input.as_ref().and_then(|(_, s)| *s).unwrap_or_else(|| {
-                            decl.block.body.get_attribute("default").map_or(decl.span, |a| span_of(decl.file, &a.value))
-                        });
+                        // Point at where the value came from: the module input, the default, or
+                        // (for --var / --var-file / MLOPS_VAR_*) the declaration.
+                        let (at, origin) = match &decl.input {
+                            Some((_, Some(s))) => (*s, ""),
+                            Some((_, None)) => (decl.span, " (value from the command line or environment)"),
+                            None => (
+                                decl.block.body.get_attribute("default").map_or(decl.span, |a| span_of(decl.file, &a.value)),
+                                "",
+                            ),
+                        };
                         let text = m.ok().and_then(|m| m.to_template_string()).unwrap_or_default();
+                        let text = format!("{text}{origin}");
                         self.diags.push(
                             Diagnostic::error(
                                 codes::VARIABLE_VALIDATION,
@@ -947,8 +956,9 @@ impl Lowerer {
             }
         };
         let base = self.sources.get(file).path.parent().map(Path::to_path_buf).unwrap_or_default();
-        let dir = base.join(&src);
-        let canon = canonical(&dir);
+        // Canonical, so files show as `modules/x/main.mlops.hcl`, not `examples/a/../../modules/…`.
+        let canon = canonical(&base.join(&src));
+        let dir = canon.clone();
         if self.scopes[scope].chain.contains(&canon) {
             self.diags.push(
                 Diagnostic::error(codes::MODULE_RECURSION, src_span, format!("module `{name}` instantiates itself"))
@@ -1108,10 +1118,17 @@ impl Lowerer {
                 self.resources.push(ResourceInstance { address, node, depends_on });
             }
         }
-        if !self.scopes[scope].is_root {
+    }
+}
+
+impl Lowerer {
+    /// Unused root variables are worth a warning (module variables are the module's contract).
+    /// Only on an otherwise error-free run: a failed expression stops evaluating, so variables it
+    /// would have used look unused.
+    fn warn_unused_variables(&mut self, scope: usize) {
+        if self.diags.has_errors() {
             return;
         }
-        // Unused root variables are worth a warning; module variables are the module's contract.
         let unused: Vec<(String, Span)> =
             self.scopes[scope].vars.iter().filter(|(_, v)| !v.used).map(|(k, v)| (k.clone(), v.span)).collect();
         for (name, span) in unused {
@@ -1136,7 +1153,23 @@ fn flatten(items: Vec<Value>) -> Vec<Value> {
 }
 
 fn canonical(p: &Path) -> PathBuf {
-    p.canonicalize().unwrap_or_else(|_| p.to_path_buf())
+    p.canonicalize().unwrap_or_else(|_| lexical(p))
+}
+
+/// `a/./b/../c` → `a/c`, without touching the file system (for paths that do not exist).
+fn lexical(p: &Path) -> PathBuf {
+    use std::path::Component;
+    let mut out = PathBuf::new();
+    for c in p.components() {
+        match c {
+            Component::CurDir => {}
+            Component::ParentDir if matches!(out.components().next_back(), Some(Component::Normal(_))) => {
+                out.pop();
+            }
+            other => out.push(other),
+        }
+    }
+    out
 }
 
 /// Is `name` a valid block name (an HCL identifier)?
@@ -1328,7 +1361,7 @@ impl Resolver for ScopeResolver<'_> {
                         s.resources.keys().find(|(k, n)| n == rname && k != kind).map(|(k, _)| k.as_str());
                     let help = match (did_you_mean(rname, same_kind.iter().copied()), other_kind) {
                         (Some(s), _) => format!("did you mean `{kind}.{s}`?"),
-                        (None, Some(k)) => format!("`{rname}` is a {k}: did you mean `{k}.{rname}`?"),
+                        (None, Some(k)) => format!("`{rname}` is {} {k}: did you mean `{k}.{rname}`?", node::article(k)),
                         (None, None) if same_kind.is_empty() => format!("no {kind} is declared in this configuration"),
                         (None, None) => format!("declared {kind}s: {}", same_kind.join(", ")),
                     };

@@ -480,6 +480,12 @@ fn type_error(name: &str, ty: Ty, value: &Value, span: Span) -> Diagnostic {
         }
         (Ty::Bool, Value::String(s)) => format!("bools are written without quotes: `{name} = {s}`"),
         (Ty::List(_), v) if !matches!(v, Value::List(_)) => format!("wrap it in a list: `{name} = [{}]`", value),
+        (Ty::Ref(_) | Ty::Column, Value::List(items)) if items.iter().any(|i| matches!(i, Value::Ref(_))) => {
+            "that resource has `count`: pick one instance, e.g. `[0]` after its name".to_string()
+        }
+        (Ty::Ref(_) | Ty::Column, Value::Object(m)) if m.values().any(|i| matches!(i, Value::Ref(_))) => {
+            "that resource has `for_each`: pick one instance, e.g. `[\"key\"]` after its name".to_string()
+        }
         _ => format!("`{name}` takes a {}", ty.describe()),
     };
     Diagnostic::error(
@@ -489,6 +495,15 @@ fn type_error(name: &str, ty: Ty, value: &Value, span: Span) -> Diagnostic {
     )
     .label(format!("this is {}", describe_value(value)))
     .help(help)
+}
+
+/// "a" or "an" before a block kind.
+pub fn article(word: &str) -> &'static str {
+    if word.starts_with(['a', 'e', 'i', 'o', 'u']) {
+        "an"
+    } else {
+        "a"
+    }
 }
 
 fn describe_value(v: &Value) -> String {
@@ -547,13 +562,17 @@ fn check_ty(value: &Value, ty: Ty, span: Span, items: &[Span], name: &str) -> Re
         (Ty::Ref(kinds), Value::Ref(r)) => {
             if !kinds.contains(&r.address.kind.as_str()) {
                 let expected = kinds.join(" or ");
+                let (a_expected, a_kind) = (article(kinds[0]), article(&r.address.kind));
                 return Err(Diagnostic::error(
                     codes::WRONG_KIND,
                     r.span,
-                    format!("`{name}` must reference a {expected}, but `{}` is a {}", r.address, r.address.kind),
+                    format!(
+                        "`{name}` must reference {a_expected} {expected}, but `{}` is {a_kind} {}",
+                        r.address, r.address.kind
+                    ),
                 )
-                .label(format!("a {}, not a {expected}", r.address.kind))
-                .help(format!("reference a {expected}: `{}.<name>`", kinds[0])));
+                .label(format!("{a_kind} {}, not {a_expected} {expected}", r.address.kind))
+                .help(format!("reference {a_expected} {expected}: `{}.<name>`", kinds[0])));
             }
             if !r.path.is_empty() {
                 return Err(Diagnostic::error(

@@ -23,10 +23,31 @@ pub enum TypeConstraint {
     Set(Box<TypeConstraint>),
     /// `map(T)`
     Map(Box<TypeConstraint>),
-    /// `object({ a = T, … })`
-    Object(IndexMap<String, TypeConstraint>),
+    /// `object({ a = T, b = optional(T, default), … })`
+    Object(IndexMap<String, Field>),
     /// `tuple([T, …])`
     Tuple(Vec<TypeConstraint>),
+}
+
+/// An attribute of an object type.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Field {
+    /// Its type.
+    pub ty: TypeConstraint,
+    /// Declared with `optional(…)`: may be left out.
+    pub optional: bool,
+    /// The value used when an optional attribute is left out (null without one).
+    pub default: Option<Value>,
+}
+
+impl fmt::Display for Field {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match (self.optional, &self.default) {
+            (false, _) => write!(f, "{}", self.ty),
+            (true, None) => write!(f, "optional({})", self.ty),
+            (true, Some(d)) => write!(f, "optional({}, {d})", self.ty),
+        }
+    }
 }
 
 impl fmt::Display for TypeConstraint {
@@ -80,7 +101,7 @@ pub fn parse(expr: &Expression) -> Result<TypeConstraint, String> {
                                 ObjectKey::Expression(Expression::String(s)) => s.value().clone(),
                                 ObjectKey::Expression(_) => return Err("object type keys must be names".into()),
                             };
-                            fields.insert(key, parse(v.expr())?);
+                            fields.insert(key, field(v.expr())?);
                         }
                         Ok(TypeConstraint::Object(fields))
                     }
@@ -96,6 +117,53 @@ pub fn parse(expr: &Expression) -> Result<TypeConstraint, String> {
         Expression::String(s) => Err(format!("types are written without quotes: type = {}", s.value())),
         _ => Err("expected a type such as string, number, bool, any, list(string) or map(number)".into()),
     }
+}
+
+fn field(expr: &Expression) -> Result<Field, String> {
+    if let Expression::FuncCall(call) = expr {
+        if call.name.name.as_str() == "optional" {
+            let args: Vec<&Expression> = call.args.iter().collect();
+            return match args.as_slice() {
+                [t] => Ok(Field { ty: parse(t)?, optional: true, default: None }),
+                [t, d] => {
+                    let ty = parse(t)?;
+                    let default = literal(d).ok_or("the default of `optional(…)` must be a literal value")?;
+                    let default = convert(default, &ty).map_err(|e| format!("default of `optional(…)`: {e}"))?;
+                    Ok(Field { ty, optional: true, default: Some(default) })
+                }
+                _ => Err("`optional(…)` takes a type and an optional default".into()),
+            };
+        }
+    }
+    Ok(Field { ty: parse(expr)?, optional: false, default: None })
+}
+
+/// A constant written in a type expression (`optional(number, 2)`).
+fn literal(expr: &Expression) -> Option<Value> {
+    Some(match expr {
+        Expression::Null(_) => Value::Null,
+        Expression::Bool(b) => Value::Bool(*b.value()),
+        Expression::Number(n) => Value::Number(n.value().as_f64()?),
+        Expression::String(s) => Value::String(s.value().clone()),
+        Expression::Array(a) => Value::List(a.iter().map(literal).collect::<Option<_>>()?),
+        Expression::Object(o) => Value::Object(
+            o.iter()
+                .map(|(k, v)| {
+                    let key = match k {
+                        ObjectKey::Ident(i) => i.as_str().to_string(),
+                        ObjectKey::Expression(Expression::String(s)) => s.value().clone(),
+                        ObjectKey::Expression(_) => return None,
+                    };
+                    Some((key, literal(v.expr())?))
+                })
+                .collect::<Option<_>>()?,
+        ),
+        Expression::UnaryOp(u) => match (u.operator.value(), literal(&u.expr)?) {
+            (hcl_edit::expr::UnaryOperator::Neg, Value::Number(n)) => Value::Number(-n),
+            _ => return None,
+        },
+        _ => return None,
+    })
 }
 
 /// Converts `value` to the constraint, or says why it cannot.
@@ -137,12 +205,14 @@ pub fn convert(value: Value, ty: &TypeConstraint) -> Result<Value, String> {
             .map(Value::Object),
         (TypeConstraint::Object(fields), Value::Object(mut m)) => {
             let mut out = IndexMap::new();
-            for (k, t) in fields {
-                let v = m.swap_remove(k).unwrap_or(Value::Null);
-                if v.is_null() && !matches!(t, TypeConstraint::Any) {
-                    return Err(format!("attribute `{k}` is required"));
-                }
-                out.insert(k.clone(), convert(v, t).map_err(|e| format!("attribute `{k}`: {e}"))?);
+            for (k, f) in fields {
+                let v = match m.swap_remove(k) {
+                    Some(v) if !v.is_null() => v,
+                    _ if f.optional => f.default.clone().unwrap_or(Value::Null),
+                    _ if matches!(f.ty, TypeConstraint::Any) => Value::Null,
+                    _ => return Err(format!("attribute `{k}` is required")),
+                };
+                out.insert(k.clone(), convert(v, &f.ty).map_err(|e| format!("attribute `{k}`: {e}"))?);
             }
             if let Some(extra) = m.keys().next() {
                 return Err(format!("unexpected attribute `{extra}`"));
@@ -177,6 +247,15 @@ mod tests {
         let v = Value::Object([("a".to_string(), Value::Number(1.0))].into_iter().collect());
         assert_eq!(convert(v, &obj), Err("attribute `b` is required".into()));
         assert!(parse(&hcl_edit::parser::parse_expr("\"string\"").unwrap()).unwrap_err().contains("without quotes"));
+        let opt = ty("object({ name = string, replicas = optional(number, 2), zone = optional(string) })");
+        let v = Value::Object([("name".to_string(), Value::String("eu".into()))].into_iter().collect());
+        let want = Value::Object(
+            [("name".to_string(), Value::String("eu".into())), ("replicas".to_string(), Value::Number(2.0)), ("zone".to_string(), Value::Null)]
+                .into_iter()
+                .collect(),
+        );
+        assert_eq!(convert(v, &opt), Ok(want));
+        assert!(parse(&hcl_edit::parser::parse_expr("object({ a = optional(number, \"x\") })").unwrap()).is_err());
         assert_eq!(
             convert(Value::List(vec![Value::Number(1.0), Value::Number(1.0)]), &ty("set(number)")),
             Ok(Value::List(vec![Value::Number(1.0)]))

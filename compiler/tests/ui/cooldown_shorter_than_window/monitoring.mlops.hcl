@@ -1,0 +1,16 @@
+monitor "churn_health" {
+  endpoint = endpoint.churn_api
+  window   = "6h"
+
+  drift {
+    features  = ["amount", "spend_24h"]
+    method    = "psi"
+    threshold = 0.2
+  }
+}
+
+retrain_policy "churn_auto" {
+  job      = training_job.churn
+  on       = [monitor.churn_health]
+  cooldown = "30m"
+}

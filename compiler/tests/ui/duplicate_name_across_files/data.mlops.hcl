@@ -1,0 +1,17 @@
+source "events" {
+  format    = "csv"
+  path      = "data/events.csv"
+  timestamp = "event_time"
+
+  schema {
+    customer_id = "string"
+    amount      = "float"
+    plan        = "category"
+    churned     = "bool"
+    event_time  = "timestamp"
+  }
+}
+
+entity "customer" {
+  join_keys = ["customer_id"]
+}

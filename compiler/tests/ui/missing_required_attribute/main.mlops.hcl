@@ -1,0 +1,29 @@
+mlops {
+  name = "churn"
+}
+
+source "events" {
+  path      = "data/events.csv"
+  timestamp = "event_time"
+
+  schema {
+    customer_id = "string"
+    amount      = "float"
+    churned     = "bool"
+    event_time  = "timestamp"
+  }
+}
+
+entity "customer" {
+  join_keys = ["customer_id"]
+}
+
+feature_view "customer_activity" {
+  source   = source.events
+  entities = [entity.customer]
+  ttl      = "7d"
+
+  feature "amount" {
+    column = "amount"
+  }
+}

@@ -1,0 +1,10 @@
+variable "features" {}
+
+variable "label" {}
+
+module "retraining" {
+  source = "../retraining"
+
+  features = var.features
+  label    = var.label
+}
