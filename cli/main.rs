@@ -11,7 +11,7 @@ fn main() -> ExitCode {
     match cli.run() {
         Ok(code) => code,
         Err(e) => {
-            eprintln!("{:?}", miette::Report::msg(e));
+            eprintln!("error: {e}");
             ExitCode::from(1)
         }
     }

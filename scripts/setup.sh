@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # Installs what mlops needs to build and test on a fresh Debian/Ubuntu machine with a Rust
-# toolchain: a C compiler and pkg-config for -sys crates, and Python for the reference checks.
+# toolchain: a C compiler and pkg-config for -sys crates, Python for the reference checks,
+# PostgreSQL's server binaries (the data-source tests start a throwaway server from them), and
+# XGBoost's native library with the Python package used by the interop tests.
 # Safe to run again; it only installs what is missing.
 set -euo pipefail
 
@@ -8,12 +10,16 @@ need=()
 for pkg in gcc pkg-config python3; do
   command -v "$pkg" >/dev/null 2>&1 || need+=("$pkg")
 done
+# Debian puts the server in /usr/lib/postgresql/<version>/bin, outside PATH.
+compgen -G '/usr/lib/postgresql/*/bin/initdb' >/dev/null || need+=(postgresql)
 if [ ${#need[@]} -gt 0 ]; then
   SUDO=""
   [ "$(id -u)" -ne 0 ] && SUDO="sudo"
   $SUDO apt-get update -qq
-  $SUDO apt-get install -y -qq "${need[@]/gcc/build-essential}"
+  $SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need[@]/gcc/build-essential}"
 fi
+
+"$(dirname "$0")/install-xgboost.sh"
 
 if ! command -v cargo >/dev/null 2>&1; then
   echo "mlops needs a Rust toolchain (cargo 1.88 or newer): https://rustup.rs" >&2

@@ -4,7 +4,10 @@
 mod compile;
 mod fmt;
 mod graph;
+mod materialize;
+mod models;
 mod schema;
+mod train;
 mod validate;
 
 use clap::{Args, Parser, Subcommand};
@@ -36,6 +39,12 @@ enum Command {
     Compile(compile::CompileCmd),
     /// Print the JSON Schema (or the Markdown reference) of the language.
     Schema(schema::SchemaCmd),
+    /// Materialise feature views into the offline and online stores.
+    Materialize(materialize::Materialize),
+    /// Train a job with XGBoost and register the model.
+    Train(train::Train),
+    /// List registered model versions (or `models show JOB@VERSION`).
+    Models(models::Models),
 }
 
 impl Cli {
@@ -47,6 +56,9 @@ impl Cli {
             Command::Graph(c) => c.run(),
             Command::Compile(c) => c.run(),
             Command::Schema(c) => c.run(),
+            Command::Materialize(c) => c.run(),
+            Command::Train(c) => c.run(),
+            Command::Models(c) => c.run(),
         }
     }
 }
@@ -68,12 +80,19 @@ pub fn normalize_args(args: impl Iterator<Item = std::ffi::OsString>) -> Vec<std
 }
 
 /// Where the configuration is and which variables it gets.
-#[derive(Debug, Args)]
+#[derive(Debug, Clone, Args)]
 pub struct ConfigArgs {
     /// Directory holding the *.mlops.hcl files.
     #[arg(default_value = ".")]
     pub dir: PathBuf,
-    /// Set a root variable: `-var name=value` (value parsed as HCL, else taken as a string).
+    #[command(flatten)]
+    pub vars: VarArgs,
+}
+
+/// Values for the configuration's root variables.
+#[derive(Debug, Clone, Default, Args)]
+pub struct VarArgs {
+    /// Set a root variable: `--var name=value` (value parsed as HCL, else taken as a string).
     #[arg(long = "var", value_name = "NAME=VALUE")]
     pub vars: Vec<String>,
     /// Read root variables from a file of `name = value` lines (HCL) or a JSON object.
@@ -81,7 +100,41 @@ pub struct ConfigArgs {
     pub var_files: Vec<PathBuf>,
 }
 
+/// Commands that take addresses as well as a directory (`mlops train [DIR] training_job.x`)
+/// accept both as positionals in any order: a word that starts with a resource kind and a dot is
+/// an address, anything else the directory.
+pub fn split_dir_and_addresses(targets: &[String], vars: &VarArgs) -> Result<(ConfigArgs, Vec<String>), String> {
+    let mut addresses = Vec::new();
+    let mut dir: Option<&String> = None;
+    for t in targets {
+        let is_address = mlops_compiler::schema::resource_kinds().any(|k| t.starts_with(&format!("{k}.")))
+            || t.starts_with("module.");
+        if is_address && !Path::new(t).is_dir() {
+            addresses.push(t.clone());
+        } else if let Some(first) = dir {
+            return Err(format!("two directories given ({first} and {t}); give one configuration directory"));
+        } else {
+            dir = Some(t);
+        }
+    }
+    let dir = dir.map_or_else(|| PathBuf::from("."), PathBuf::from);
+    Ok((ConfigArgs { dir, vars: vars.clone() }, addresses))
+}
+
 impl ConfigArgs {
+    /// Compiles and prints diagnostics; `None` when there are errors (already printed).
+    pub fn compile_spec(&self) -> Result<Option<(Compilation, mlops_compiler::spec::SystemSpec)>, String> {
+        let mut c = self.compile()?;
+        print_diagnostics(&c.diagnostics, &c.sources);
+        match c.spec.take() {
+            Some(spec) => Ok(Some((c, spec))),
+            None => {
+                eprintln!("the configuration has errors: {}", summary(&c.diagnostics));
+                Ok(None)
+            }
+        }
+    }
+
     /// Compiles the configuration with its variables.
     pub fn compile(&self) -> Result<Compilation, String> {
         let options = Options { vars: self.variables()?, display_base: std::env::current_dir().ok() };
@@ -97,13 +150,13 @@ impl ConfigArgs {
         for (name, raw) in env {
             vars.insert(name, parse_value(&raw));
         }
-        for file in &self.var_files {
+        for file in &self.vars.var_files {
             let text = std::fs::read_to_string(file).map_err(|e| format!("cannot read {}: {e}", file.display()))?;
             for (k, v) in parse_var_file(&text).map_err(|e| format!("{}: {e}", file.display()))? {
                 vars.insert(k, v);
             }
         }
-        for v in &self.vars {
+        for v in &self.vars.vars {
             let (name, raw) = v
                 .split_once('=')
                 .ok_or_else(|| format!("-var {v:?}: expected NAME=VALUE, e.g. -var drift_threshold=0.3"))?;
@@ -202,4 +255,22 @@ pub fn write_atomic(path: &Path, text: &str) -> Result<(), String> {
         let _ = std::fs::remove_file(&tmp);
         format!("cannot write {}: {e}", path.display())
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    #[test]
+    fn the_command_line_is_consistent() {
+        Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn terraform_style_flags_are_accepted() {
+        let args = ["mlops", "-var", "a=1", "-var-file=x", "-out", "p", "-v"].map(std::ffi::OsString::from);
+        let got: Vec<String> = normalize_args(args.into_iter()).into_iter().map(|a| a.into_string().unwrap()).collect();
+        assert_eq!(got, ["mlops", "--var", "a=1", "--var-file=x", "--out", "p", "-v"]);
+    }
 }

@@ -441,8 +441,11 @@ impl<'r, R: Resolver + ?Sized> Evaluator<'r, R> {
             Err(e) => {
                 let at = e.arg.and_then(|i| spans.get(i).copied()).unwrap_or(span);
                 // The library's messages usually name the function already.
-                let message =
-                    if e.message.starts_with(&format!("{name}(")) { e.message } else { format!("{name}(): {}", e.message) };
+                let message = if e.message.starts_with(&format!("{name}(")) {
+                    e.message
+                } else {
+                    format!("{name}(): {}", e.message)
+                };
                 let d = self.error(codes::FUNCTION_ERROR, at, message).label("invalid argument").maybe_help(e.help);
                 Err(self.report(d))
             }

@@ -198,7 +198,8 @@ fn reference_span(r: &crate::model::Resource, dependency: &str) -> Option<crate:
     fn walk(n: &Node, dep: &str) -> Option<crate::source::Span> {
         n.attrs.values().find_map(|a| find(&a.value, dep)).or_else(|| n.blocks.iter().find_map(|b| walk(b, dep)))
     }
-    walk(&r.node, dependency).or_else(|| r.depends_on.iter().find(|d| d.address.to_string() == dependency).map(|d| d.span))
+    walk(&r.node, dependency)
+        .or_else(|| r.depends_on.iter().find(|d| d.address.to_string() == dependency).map(|d| d.span))
 }
 
 fn color(kind: &str) -> &'static str {

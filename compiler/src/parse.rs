@@ -89,9 +89,9 @@ pub fn parse_file(file: FileId, sources: &SourceMap, diags: &mut Diagnostics) ->
             // At the end of the file, the useful place is the block that was never closed.
             if text[at..].trim().is_empty() {
                 if let Some(open) = unclosed_brace(text) {
-                    d = d.with(Span::new(file, open..open + 1), "this `{` is never closed").help(
-                        "a block or object is not closed: add the missing `}`".to_string(),
-                    );
+                    d = d
+                        .with(Span::new(file, open..open + 1), "this `{` is never closed")
+                        .help("a block or object is not closed: add the missing `}`".to_string());
                 }
             }
             diags.push(d);
@@ -107,7 +107,8 @@ fn syntax_help(message: &str) -> String {
     } else if message.contains("expected `}`") || message.contains("unexpected end") {
         "a block or object is not closed: check that every `{` has a matching `}`".into()
     } else if message.contains("`=`") {
-        "attributes are written `name = value`; blocks are written `kind \"label\" { … }`: a `=` or `{` is missing".into()
+        "attributes are written `name = value`; blocks are written `kind \"label\" { … }`: a `=` or `{` is missing"
+            .into()
     } else if message.contains("newline") {
         "put each attribute on its own line (a one-line block holds a single attribute)".into()
     } else {

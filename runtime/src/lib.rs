@@ -10,5 +10,7 @@
 pub mod data;
 pub mod dataset;
 pub mod features;
+pub mod pipeline;
 pub mod registry;
 pub mod train;
+pub mod workspace;

@@ -15,7 +15,8 @@ pub(super) fn check(model: &Model, diags: &mut Diagnostics) {
         })
         .collect();
     // A monitor whose endpoint reference failed watches something; do not guess what.
-    let unresolved_monitor = model.resources.iter().any(|m| matches!(&m.config, Config::Monitor(m) if m.endpoint.is_empty()));
+    let unresolved_monitor =
+        model.resources.iter().any(|m| matches!(&m.config, Config::Monitor(m) if m.endpoint.is_empty()));
     for r in &model.resources {
         if r.node.errors {
             continue;

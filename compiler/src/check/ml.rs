@@ -126,12 +126,11 @@ fn training_job(model: &Model, node: &Node, job: &TrainingJob, diags: &mut Diagn
         if view_src != job.label.source {
             continue;
         }
+        // Windows include the row itself (its value is known when it is served), so even an
+        // aggregate of the label column sees the answer of the row being labelled.
         let leaks = match &f.kind {
-            FeatureKind::Column { column } => column == &job.label.column,
+            FeatureKind::Column { column } | FeatureKind::Aggregate { column, .. } => column == &job.label.column,
             FeatureKind::Expression { columns, .. } => columns.contains(&job.label.column),
-            // A windowed aggregate of past labels is computed point-in-time (strictly before the
-            // row's event time), so it is history, not leakage.
-            FeatureKind::Aggregate { .. } => false,
         };
         if leaks {
             let at = model

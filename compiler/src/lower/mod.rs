@@ -580,7 +580,8 @@ impl Lowerer {
                                 ),
                             ),
                         };
-                        let mut d = Diagnostic::error(codes::MISSING_VARIABLE, span, msg).label("needs a value").help(help);
+                        let mut d =
+                            Diagnostic::error(codes::MISSING_VARIABLE, span, msg).label("needs a value").help(help);
                         if call.is_some() {
                             d = d.with(decl.span, "declared here");
                         }
@@ -661,7 +662,10 @@ impl Lowerer {
                             Some((_, Some(s))) => (*s, ""),
                             Some((_, None)) => (decl.span, " (value from the command line or environment)"),
                             None => (
-                                decl.block.body.get_attribute("default").map_or(decl.span, |a| span_of(decl.file, &a.value)),
+                                decl.block
+                                    .body
+                                    .get_attribute("default")
+                                    .map_or(decl.span, |a| span_of(decl.file, &a.value)),
                                 "",
                             ),
                         };
@@ -1361,7 +1365,9 @@ impl Resolver for ScopeResolver<'_> {
                         s.resources.keys().find(|(k, n)| n == rname && k != kind).map(|(k, _)| k.as_str());
                     let help = match (did_you_mean(rname, same_kind.iter().copied()), other_kind) {
                         (Some(s), _) => format!("did you mean `{kind}.{s}`?"),
-                        (None, Some(k)) => format!("`{rname}` is {} {k}: did you mean `{k}.{rname}`?", node::article(k)),
+                        (None, Some(k)) => {
+                            format!("`{rname}` is {} {k}: did you mean `{k}.{rname}`?", node::article(k))
+                        }
                         (None, None) if same_kind.is_empty() => format!("no {kind} is declared in this configuration"),
                         (None, None) => format!("declared {kind}s: {}", same_kind.join(", ")),
                     };

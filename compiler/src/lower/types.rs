@@ -250,9 +250,13 @@ mod tests {
         let opt = ty("object({ name = string, replicas = optional(number, 2), zone = optional(string) })");
         let v = Value::Object([("name".to_string(), Value::String("eu".into()))].into_iter().collect());
         let want = Value::Object(
-            [("name".to_string(), Value::String("eu".into())), ("replicas".to_string(), Value::Number(2.0)), ("zone".to_string(), Value::Null)]
-                .into_iter()
-                .collect(),
+            [
+                ("name".to_string(), Value::String("eu".into())),
+                ("replicas".to_string(), Value::Number(2.0)),
+                ("zone".to_string(), Value::Null),
+            ]
+            .into_iter()
+            .collect(),
         );
         assert_eq!(convert(v, &opt), Ok(want));
         assert!(parse(&hcl_edit::parser::parse_expr("object({ a = optional(number, \"x\") })").unwrap()).is_err());

@@ -1,0 +1,69 @@
+//! `mlops train [DIR] training_job.NAME`: materialise the job's views, build its training set,
+//! train with XGBoost, evaluate the gates and register the version.
+
+use super::{split_dir_and_addresses, VarArgs};
+use clap::Args;
+use mlops_runtime::pipeline::Runtime;
+use mlops_runtime::train::TrainOptions;
+use std::process::ExitCode;
+
+/// Train a job and register the model as a new version.
+#[derive(Debug, Args)]
+pub struct Train {
+    /// The configuration directory and/or the job address, in any order.
+    #[arg(value_name = "DIR|training_job.NAME", required = true)]
+    targets: Vec<String>,
+    #[command(flatten)]
+    vars: VarArgs,
+    /// XGBoost threads (default: the job's `nthread`, else every core).
+    #[arg(long)]
+    threads: Option<usize>,
+    /// Promote the new version to production if it passes its gates (the first passing
+    /// version of a job is promoted anyway).
+    #[arg(long)]
+    promote: bool,
+}
+
+impl Train {
+    pub fn run(self) -> Result<ExitCode, String> {
+        let (config, addresses) = split_dir_and_addresses(&self.targets, &self.vars)?;
+        let [job] = addresses.as_slice() else {
+            return Err("name one training job, e.g. `mlops train examples/fraud-detection training_job.fraud`".into());
+        };
+        let Some((_, spec)) = config.compile_spec()? else { return Ok(ExitCode::from(1)) };
+        let rt = Runtime::new(&config.dir, &spec);
+        let opts = TrainOptions { threads: self.threads, progress: true };
+        let out = rt.train(job, &opts, self.promote).map_err(|e| e.to_string())?;
+        for r in &out.materialized {
+            println!("{}: {} new rows materialised", r.view, r.rows_written);
+        }
+        let v = &out.version;
+        println!(
+            "{job} version {}: trained on {} rows, {} held out, best iteration {}",
+            v.version, v.train_rows, v.holdout_rows, v.best_iteration
+        );
+        let metrics: Vec<String> = v.metrics.iter().map(|(k, x)| format!("{k} {x:.4}")).collect();
+        println!("  holdout: {}", metrics.join(", "));
+        for g in &v.gates {
+            let value = g.value.map_or("undefined".to_string(), |x| format!("{x:.4}"));
+            let bound = match (g.min, g.max) {
+                (Some(m), _) => format!("≥ {m}"),
+                (_, Some(m)) => format!("≤ {m}"),
+                _ => String::new(),
+            };
+            println!("  gate {} {bound}: {value} — {}", g.metric, if g.passed { "passed" } else { "FAILED" });
+        }
+        println!(
+            "  status: {}{}",
+            v.status,
+            if out.promoted {
+                " (promoted)"
+            } else if !v.passed {
+                " (failed its gate: never promoted)"
+            } else {
+                ""
+            }
+        );
+        Ok(if v.passed { ExitCode::SUCCESS } else { ExitCode::from(3) })
+    }
+}
