@@ -26,6 +26,7 @@ pub mod parse;
 pub mod schema;
 pub mod source;
 pub mod spec;
+pub mod state;
 pub mod suggest;
 pub mod units;
 pub mod value;
