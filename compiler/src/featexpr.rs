@@ -119,7 +119,7 @@ pub fn parse(text: &str) -> Result<Expr, ExprError> {
     let e = p.expr()?;
     p.ws();
     if p.i < p.s.len() {
-        return Err(p.err(format!("unexpected `{}`", p.s[p.i] as char)));
+        return Err(p.err(format!("unexpected `{}`", p.char_at())));
     }
     Ok(e)
 }
@@ -132,6 +132,11 @@ struct Parser<'a> {
 impl Parser<'_> {
     fn err(&self, message: impl Into<String>) -> ExprError {
         ExprError { message: message.into(), offset: self.i }
+    }
+
+    /// The (possibly multi-byte) character at the cursor, for messages.
+    fn char_at(&self) -> char {
+        std::str::from_utf8(&self.s[self.i..]).ok().and_then(|t| t.chars().next()).unwrap_or('?')
     }
 
     fn ws(&mut self) {
@@ -236,7 +241,7 @@ impl Parser<'_> {
                 }
                 Ok(Expr::Call(name, args))
             }
-            Some(c) => Err(self.err(format!("unexpected `{}`", c as char))),
+            Some(_) => Err(self.err(format!("unexpected `{}`", self.char_at()))),
         }
     }
 }
@@ -265,6 +270,7 @@ mod tests {
         assert!(parse("min(a)").unwrap_err().message.contains("takes 2"));
         assert!(parse("(a + b").unwrap_err().message.contains("expected `)`"));
         assert!(parse("a $ b").is_err());
+        assert_eq!(parse("a é").unwrap_err().message, "unexpected `é`");
     }
 
     #[test]

@@ -600,6 +600,9 @@ fn element(a: &Args) -> Result<Value, FunctionError> {
     position.cloned().ok_or_else(|| a.error(1, format!("element() index {index} is out of range")))
 }
 
+/// The largest file `file()` reads: configuration snippets, not data.
+const MAX_FILE_BYTES: u64 = 16 << 20;
+
 fn file(a: &Args, ctx: &FunctionContext) -> Result<Value, FunctionError> {
     a.exactly(1)?;
     let relative = a.string(0)?;
@@ -608,6 +611,18 @@ fn file(a: &Args, ctx: &FunctionContext) -> Result<Value, FunctionError> {
     }
     let path = ctx.base_dir.join(relative);
     let shown = path.display();
+    // Only regular files of a sane size: `file("/dev/zero")` must be an error, not a hang.
+    if let Ok(meta) = std::fs::metadata(&path) {
+        if !meta.is_file() {
+            return Err(a.error(0, format!("file() reads regular files; {shown} is not one")));
+        }
+        if meta.len() > MAX_FILE_BYTES {
+            return Err(a.error(
+                0,
+                format!("file() reads files up to {} MiB; {shown} has {} bytes", MAX_FILE_BYTES >> 20, meta.len()),
+            ));
+        }
+    }
     let bytes = std::fs::read(&path).map_err(|e| {
         let message = match e.kind() {
             std::io::ErrorKind::NotFound => format!("file() found no file at {shown}"),
@@ -1536,6 +1551,8 @@ mod tests {
         assert_eq!(read("query.sql"), Ok(s("SELECT 1;\n")));
         assert_eq!(read("sub/ü.txt"), Ok(s("ünïcode")));
         assert_eq!(read("sub/../query.sql"), Ok(s("SELECT 1;\n")));
+        assert!(read("/dev/zero").unwrap_err().message.contains("regular files"));
+        assert!(read("sub").unwrap_err().message.contains("regular files"));
         let absolute = dir.join("query.sql");
         assert_eq!(read(&absolute.to_string_lossy()), Ok(s("SELECT 1;\n")));
 
@@ -1547,7 +1564,7 @@ mod tests {
         let e = read("binary.bin").unwrap_err();
         assert!(e.message.contains("not UTF-8"), "{}", e.message);
         assert!(e.message.contains("offset 2"), "{}", e.message);
-        assert!(read("sub").unwrap_err().message.contains("file() cannot read"));
+        assert!(read("sub").unwrap_err().message.contains("regular files"));
         assert!(read("").unwrap_err().message.contains("empty string"));
         assert_eq!(call("file", &[n(1.0)], &context).unwrap_err().arg, Some(0));
         let _ = std::fs::remove_dir_all(&dir);

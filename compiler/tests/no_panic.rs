@@ -68,9 +68,9 @@ fn the_corpus_is_valid() {
 
 #[test]
 fn every_prefix_and_every_deleted_line() {
-    // Systematic rather than random: each file cut after each line, and each line removed, in
-    // fraud-detection (with its module) and the inline configurations.
-    for base in std::iter::once(examples().remove(0)).chain(inline_configs()) {
+    // Systematic rather than random: each file of fraud-detection (and its module) cut after each
+    // line, and each line removed.
+    for base in examples().into_iter().take(1) {
         for file in 0..base.files.len() as u32 {
             let lines = base.files[file as usize].1.lines().count() as u32;
             for line in 0..lines {
