@@ -213,15 +213,10 @@ impl Layout {
     }
 }
 
-/// The Arrow type a column of this type has in source batches and in the offline store.
+/// The Arrow type a column of this type has in source batches and in the offline store: the
+/// sources' mapping, so the two can never disagree.
 pub(crate) fn arrow_type(ty: ColumnType) -> DataType {
-    match ty {
-        ColumnType::String | ColumnType::Category => DataType::Utf8,
-        ColumnType::Int => DataType::Int64,
-        ColumnType::Float => DataType::Float64,
-        ColumnType::Bool => DataType::Boolean,
-        ColumnType::Timestamp => DataType::Timestamp(TimeUnit::Microsecond, Some("UTC".into())),
-    }
+    crate::data::arrow_type(ty)
 }
 
 /// Does an Arrow type carry values of this column type? (Any time zone: µs are UTC-based.)
