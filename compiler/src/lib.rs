@@ -23,6 +23,7 @@ pub mod json_schema;
 pub mod lower;
 pub mod model;
 pub mod parse;
+pub mod plan;
 pub mod schema;
 pub mod source;
 pub mod spec;
