@@ -10,7 +10,9 @@
 pub mod data;
 pub mod dataset;
 pub mod features;
+mod fsio;
 pub mod pipeline;
 pub mod registry;
+pub mod state;
 pub mod train;
 pub mod workspace;

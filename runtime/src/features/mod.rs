@@ -269,18 +269,22 @@ fn check_address(address: &str) -> Result<(), FeatureError> {
     }
 }
 
-/// Writes `bytes` to `path` through a temporary file and a rename, so readers see the old or the
-/// new content, never a mix.
-pub(crate) fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), FeatureError> {
-    if let Some(dir) = path.parent() {
-        std::fs::create_dir_all(dir).map_err(FeatureError::io("create", dir))?;
+impl From<crate::fsio::FsError> for FeatureError {
+    fn from(e: crate::fsio::FsError) -> Self {
+        FeatureError::Io { action: e.action, path: e.path, source: e.source }
     }
-    let tmp = tmp_path(path);
-    std::fs::write(&tmp, bytes).map_err(FeatureError::io("write", &tmp))?;
-    std::fs::rename(&tmp, path).map_err(FeatureError::io("replace", path))
 }
 
-/// `<path>.tmp`: where a file is written before it is renamed into place.
+/// Writes `bytes` to `path` atomically and durably (creating its directory).
+pub(crate) fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), FeatureError> {
+    if let Some(dir) = path.parent() {
+        crate::fsio::create_dirs(dir)?;
+    }
+    Ok(crate::fsio::write_atomic(path, bytes)?)
+}
+
+/// `<path>.tmp`: where a part file is streamed before it is renamed into place. Deterministic
+/// (unlike [`crate::fsio::tmp_path`]), so a crashed run's leftover is overwritten by the next.
 pub(crate) fn tmp_path(path: &Path) -> PathBuf {
     let mut s = path.as_os_str().to_os_string();
     s.push(".tmp");

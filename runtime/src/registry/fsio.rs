@@ -1,8 +1,7 @@
-//! Durable file operations for the registry. In: paths and bytes. Out: files that are either
-//! entirely old or entirely new after a crash (write to a temporary file, fsync, rename, fsync
-//! the directory), and an exclusive lock file naming its holder.
+//! The registry's file operations: the shared durable writes of [`crate::fsio`] with the
+//! registry's error type, and an exclusive lock file naming its holder.
 
-use std::fs::{self, File, OpenOptions};
+use std::fs::{self, OpenOptions};
 use std::io::{self, Write};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
@@ -13,47 +12,18 @@ pub(crate) fn io_err<'a>(action: &'static str, path: &'a Path) -> impl FnOnce(io
     move |source| RegistryError::Io { action, path: path.to_path_buf(), source }
 }
 
-/// Makes a directory's entries (a rename, a new file or subdirectory) durable.
-pub(crate) fn sync_dir(dir: &Path) -> Result<(), RegistryError> {
-    File::open(dir).and_then(|d| d.sync_all()).map_err(io_err("sync directory", dir))
+impl From<crate::fsio::FsError> for RegistryError {
+    fn from(e: crate::fsio::FsError) -> Self {
+        RegistryError::Io { action: e.action, path: e.path, source: e.source }
+    }
 }
 
-/// Replaces `path` with `bytes` atomically: readers see the old or the new content, never a mix.
 pub(crate) fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), RegistryError> {
-    let dir = path.parent().unwrap_or(Path::new("."));
-    let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
-    // Hidden, per process: concurrent writers (which the lock prevents anyway) never share one.
-    let tmp = dir.join(format!(".{name}.tmp-{}", std::process::id()));
-    let result = (|| {
-        let mut f = File::create(&tmp).map_err(io_err("create", &tmp))?;
-        f.write_all(bytes).map_err(io_err("write", &tmp))?;
-        f.sync_all().map_err(io_err("sync", &tmp))?;
-        fs::rename(&tmp, path).map_err(io_err("replace", path))?;
-        sync_dir(dir)
-    })();
-    if result.is_err() {
-        let _ = fs::remove_file(&tmp);
-    }
-    result
+    Ok(crate::fsio::write_atomic(path, bytes)?)
 }
 
-/// Creates `dir` and any missing parents, making each new entry durable.
 pub(crate) fn create_dirs(dir: &Path) -> Result<(), RegistryError> {
-    if dir.is_dir() {
-        return Ok(());
-    }
-    if let Some(parent) = dir.parent().filter(|p| !p.as_os_str().is_empty()) {
-        create_dirs(parent)?;
-    }
-    match fs::create_dir(dir) {
-        Ok(()) => {}
-        Err(e) if e.kind() == io::ErrorKind::AlreadyExists && dir.is_dir() => return Ok(()),
-        Err(e) => return Err(RegistryError::Io { action: "create directory", path: dir.to_path_buf(), source: e }),
-    }
-    match dir.parent().filter(|p| !p.as_os_str().is_empty()) {
-        Some(parent) => sync_dir(parent),
-        None => Ok(()),
-    }
+    Ok(crate::fsio::create_dirs(dir)?)
 }
 
 /// An exclusive lock: a file created with `create_new` holding the owner's pid, removed on drop.
