@@ -6,7 +6,9 @@ mod fmt;
 mod graph;
 mod materialize;
 mod models;
+mod plan;
 mod schema;
+mod state;
 mod train;
 mod validate;
 
@@ -45,6 +47,14 @@ enum Command {
     Train(train::Train),
     /// List registered model versions (or `models show JOB@VERSION`).
     Models(models::Models),
+    /// Show what apply would change: text, markdown for pull requests, or JSON.
+    Plan(plan::PlanCmd),
+    /// Print a plan saved with `plan --out`.
+    Show(plan::Show),
+    /// Inspect the state (`state list`, `state show ADDRESS`).
+    State(state::StateCmd),
+    /// Remove a lock left by a crashed run.
+    ForceUnlock(state::ForceUnlock),
 }
 
 impl Cli {
@@ -59,6 +69,10 @@ impl Cli {
             Command::Materialize(c) => c.run(),
             Command::Train(c) => c.run(),
             Command::Models(c) => c.run(),
+            Command::Plan(c) => c.run(),
+            Command::Show(c) => c.run(),
+            Command::State(c) => c.run(),
+            Command::ForceUnlock(c) => c.run(),
         }
     }
 }

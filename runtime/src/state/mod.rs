@@ -33,6 +33,34 @@ pub use holder::new_lineage;
 pub use local::LocalState;
 pub use postgres::PostgresState;
 
+/// The backend a configuration declares (`mlops { backend "local" | "postgres" { … } }`), with
+/// relative paths resolved against the configuration directory `root`.
+pub fn open(
+    root: &std::path::Path,
+    backend: &mlops_compiler::model::Backend,
+) -> Result<Box<dyn StateBackend>, StateError> {
+    use mlops_compiler::model::Backend;
+    match backend {
+        Backend::Local { path } => Ok(Box::new(LocalState::new(root.join(path)))),
+        Backend::Postgres { conn_str, conn_str_env, schema } => {
+            let conn = match (conn_str, conn_str_env) {
+                (Some(c), _) => c.clone(),
+                (None, Some(var)) => std::env::var(var).map_err(|_| StateError::Config {
+                    message: format!(
+                        "environment variable {var} (conn_str_env) is not set; export the connection string in it"
+                    ),
+                })?,
+                (None, None) => {
+                    return Err(StateError::Config {
+                        message: "backend \"postgres\" needs conn_str_env (or conn_str)".to_string(),
+                    })
+                }
+            };
+            Ok(Box::new(PostgresState::connect(&conn, schema)?))
+        }
+    }
+}
+
 /// Where state is kept. Every method takes `&self`; implementations serialise their own access.
 pub trait StateBackend: Send {
     /// Names the store for messages, e.g. "local state at .mlops/state" or "postgres state
@@ -278,6 +306,12 @@ pub enum StateError {
         schema: String,
         /// Why.
         reason: &'static str,
+    },
+    /// The `backend` block cannot be used as written.
+    #[error("state backend: {message}")]
+    Config {
+        /// What is wrong and how to fix it.
+        message: String,
     },
     /// A state that cannot be stored.
     #[error("cannot store the state: {message}")]

@@ -1,0 +1,92 @@
+//! `mlops plan [DIR]` and `mlops show FILE`: the diff of the configuration against the state,
+//! for people (text), pull requests (markdown) and tools (versioned JSON), optionally saved.
+
+use super::{write_atomic, ConfigArgs};
+use clap::{Args, ValueEnum};
+use mlops_compiler::plan::{plan, render_markdown, render_text, Plan};
+use mlops_runtime::state;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum PlanFormat {
+    /// Terraform-like, grouped by layer.
+    Text,
+    /// A pull-request comment (under GitHub's 65,536-character limit).
+    Markdown,
+    /// The versioned plan format for tools.
+    Json,
+}
+
+fn render(p: &Plan, format: PlanFormat) -> Result<String, String> {
+    Ok(match format {
+        PlanFormat::Text => render_text(p),
+        PlanFormat::Markdown => render_markdown(p),
+        PlanFormat::Json => {
+            let mut s = p.to_json().map_err(|e| e.to_string())?;
+            if !s.ends_with('\n') {
+                s.push('\n');
+            }
+            s
+        }
+    })
+}
+
+/// Show what apply would change.
+#[derive(Debug, Args)]
+pub struct PlanCmd {
+    #[command(flatten)]
+    config: ConfigArgs,
+    /// Output format.
+    #[arg(long, value_enum, default_value = "text")]
+    format: PlanFormat,
+    /// Same as `--format json`.
+    #[arg(long)]
+    json: bool,
+    /// Save the plan; `mlops apply FILE` refuses it if the state or configuration moved.
+    #[arg(long, value_name = "FILE")]
+    out: Option<PathBuf>,
+    /// Exit 0 when there are no changes, 2 when there are (1 on errors).
+    #[arg(long)]
+    detailed_exitcode: bool,
+}
+
+impl PlanCmd {
+    pub fn run(self) -> Result<ExitCode, String> {
+        let Some((c, spec)) = self.config.compile_spec()? else { return Ok(ExitCode::from(1)) };
+        let backend = state::open(&self.config.dir, &c.model.system.backend).map_err(|e| e.to_string())?;
+        let current = backend.read().map_err(|e| e.to_string())?;
+        let p = plan(&spec, current.as_ref());
+        let format = if self.json { PlanFormat::Json } else { self.format };
+        print!("{}", render(&p, format)?);
+        if let Some(out) = &self.out {
+            write_atomic(out, &p.to_json().map_err(|e| e.to_string())?)?;
+            eprintln!("Saved the plan to {}; apply it with `mlops apply {}`.", out.display(), out.display());
+        }
+        Ok(if self.detailed_exitcode && p.has_changes() { ExitCode::from(2) } else { ExitCode::SUCCESS })
+    }
+}
+
+/// Print a saved plan.
+#[derive(Debug, Args)]
+pub struct Show {
+    /// A plan saved with `mlops plan --out FILE`.
+    file: PathBuf,
+    /// Output format.
+    #[arg(long, value_enum, default_value = "text")]
+    format: PlanFormat,
+    /// Same as `--format json`.
+    #[arg(long)]
+    json: bool,
+}
+
+impl Show {
+    pub fn run(self) -> Result<ExitCode, String> {
+        let text =
+            std::fs::read_to_string(&self.file).map_err(|e| format!("cannot read {}: {e}", self.file.display()))?;
+        let p = Plan::from_json(&text).map_err(|e| format!("{} is not a saved plan: {e}", self.file.display()))?;
+        let format = if self.json { PlanFormat::Json } else { self.format };
+        print!("{}", render(&p, format)?);
+        Ok(ExitCode::SUCCESS)
+    }
+}
