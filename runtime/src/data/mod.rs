@@ -5,14 +5,14 @@
 //! names the source, the file and row, the column, the value and the expected type.
 //!
 //! ```no_run
-//! # fn main() -> Result<(), mlops_runtime::data::DataError> {
-//! # let source: mlops_compiler::model::Source = unimplemented!();
-//! let reader = mlops_runtime::data::open(&source, "source.transactions", std::path::Path::new("."))?;
-//! for batch in reader {
-//!     let batch = batch?; // at most DEFAULT_BATCH_ROWS rows
-//!     println!("{} rows", batch.num_rows());
+//! fn count_rows(source: &mlops_compiler::model::Source) -> Result<usize, mlops_runtime::data::DataError> {
+//!     let reader = mlops_runtime::data::open(source, "source.transactions", std::path::Path::new("."))?;
+//!     let mut rows = 0;
+//!     for batch in reader {
+//!         rows += batch?.num_rows(); // at most DEFAULT_BATCH_ROWS rows a batch
+//!     }
+//!     Ok(rows)
 //! }
-//! # Ok(()) }
 //! ```
 //!
 //! | declared type | Arrow type | CSV text | Parquet column | PostgreSQL column |
