@@ -4,6 +4,9 @@
 //! `after` is compiled and planned against that state. The text, markdown and JSON renderings
 //! are compared with `expected.txt`, `expected.md` and `expected.json` in the case directory.
 //! Run with `BLESS=1` to write them, after reading the new output by eye.
+//!
+//! Most cases start from the same system: their `before` is a symlink to `tests/plan/_base/`,
+//! so each case's `after/` differs from one shared file in just the change it is about.
 
 use mlops_compiler::plan::{self, render_markdown, render_text, Plan, StalePlan, MARKDOWN_LIMIT};
 use mlops_compiler::spec::SystemSpec;
