@@ -34,7 +34,7 @@ fn apply_by_hand(dir: &std::path::Path) {
     for r in &spec.resources {
         s.resources.insert(
             r.address.clone(),
-            mlops_compiler::state::ResourceState { spec: r.clone(), produced: Default::default(), applied_at: 0 },
+            mlops_compiler::state::ResourceState { spec: r.clone(), produced: Default::default(), applied_at: 0, drifted: None },
         );
     }
     backend.write(&lock, &s).unwrap();

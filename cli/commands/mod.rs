@@ -2,6 +2,7 @@
 //! variables from `-var`, `-var-file` and `MLOPS_VAR_*`) and how diagnostics are printed.
 
 mod compile;
+mod diff;
 mod fmt;
 mod graph;
 mod materialize;
@@ -49,6 +50,8 @@ enum Command {
     Models(models::Models),
     /// Show what apply would change: text, markdown for pull requests, or JSON.
     Plan(plan::PlanCmd),
+    /// Plan the working tree against a git revision, without state (for pull requests).
+    Diff(diff::Diff),
     /// Print a plan saved with `plan --out`.
     Show(plan::Show),
     /// Inspect the state (`state list`, `state show ADDRESS`).
@@ -70,6 +73,7 @@ impl Cli {
             Command::Train(c) => c.run(),
             Command::Models(c) => c.run(),
             Command::Plan(c) => c.run(),
+            Command::Diff(c) => c.run(),
             Command::Show(c) => c.run(),
             Command::State(c) => c.run(),
             Command::ForceUnlock(c) => c.run(),

@@ -2,7 +2,7 @@
 //! backends (local directory, PostgreSQL); diffed against a new [`SystemSpec`] by the pure
 //! planner. Kept here, beside the spec, because the planner must not depend on the runtime.
 
-use crate::spec::ResourceSpec;
+use crate::spec::{ResourceSpec, SystemSpec};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 
@@ -38,6 +38,19 @@ pub struct ResourceState {
     pub produced: BTreeMap<String, serde_json::Value>,
     /// When it was last applied, Unix seconds.
     pub applied_at: u64,
+    /// Set by refresh when the world no longer matches what was applied (a model file deleted,
+    /// source data changed since materialisation): the next plan re-applies the resource.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub drifted: Option<Drifted>,
+}
+
+/// A difference between what was applied and what is there now, found by refresh.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Drifted {
+    /// What changed, in words ("model file of version 3 is missing").
+    pub reason: String,
+    /// Must the resource be created again (a lost model: retrain), rather than updated?
+    pub replace: bool,
 }
 
 /// One root output.
@@ -50,6 +63,20 @@ pub struct OutputState {
 }
 
 impl State {
+    /// The state `spec` would leave if it had been applied with nothing produced yet: what
+    /// `mlops diff` plans a revision of the configuration against, needing no real state.
+    pub fn assumed(spec: &SystemSpec) -> State {
+        let resources = spec
+            .resources
+            .iter()
+            .map(|r| {
+                let applied = ResourceState { spec: r.clone(), produced: BTreeMap::new(), applied_at: 0, drifted: None };
+                (r.address.clone(), applied)
+            })
+            .collect();
+        State { resources, ..State::new(&spec.system.name, "assumed".to_string()) }
+    }
+
     /// An empty state for a new system with a fresh lineage.
     pub fn new(system: &str, lineage: String) -> State {
         State {

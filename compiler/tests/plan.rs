@@ -47,7 +47,7 @@ fn applied(spec: &SystemSpec) -> State {
     for r in &spec.resources {
         state
             .resources
-            .insert(r.address.clone(), ResourceState { spec: r.clone(), produced: Default::default(), applied_at: 0 });
+            .insert(r.address.clone(), ResourceState { spec: r.clone(), produced: Default::default(), applied_at: 0, drifted: None });
     }
     state
 }

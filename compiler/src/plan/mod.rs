@@ -17,6 +17,11 @@
 //!   rebuilds the training set of every job trained on it (replace: retrain); a job with a new
 //!   model version rolls it out on the endpoints serving it (update); a monitor of such an endpoint
 //!   resets its drift reference (update).
+//! - **Drift** found by refresh ([`crate::state::Drifted`]: a model file deleted, source data
+//!   changed since materialisation) re-applies the resource: update, or replace when what it
+//!   produced is lost. It propagates like any replacement (a lost model is retrained and rolled
+//!   out); new source rows only rematerialise views — retraining on new data is a retrain
+//!   policy's decision, not apply's.
 //! - Values that exist only after apply (model version, metrics, endpoint URL …) are
 //!   [`AttrValue::Unknown`]: "known after apply". Schema-`sensitive` values are
 //!   [`AttrValue::Sensitive`] and never stored in a plan.
@@ -442,9 +447,10 @@ fn plan_resource<'a>(
     let kind_changed = before.kind() != kind;
     let forced = kind_changed || attributes.iter().any(|a| a.forces_replace);
     let causes = propagate::causes(before, config, effects);
-    let action = if forced || causes.iter().any(|c| c.replaces) {
+    let drifted = prior.drifted.as_ref();
+    let action = if forced || causes.iter().any(|c| c.replaces) || drifted.is_some_and(|d| d.replace) {
         Action::Replace
-    } else if !attributes.is_empty() || !causes.is_empty() {
+    } else if !attributes.is_empty() || !causes.is_empty() || drifted.is_some() {
         Action::Update
     } else {
         Action::NoOp
@@ -455,8 +461,13 @@ fn plan_resource<'a>(
         reasons.insert(0, format!("kind changed {} → {kind}", before.kind()));
     }
     reasons.extend(causes.iter().map(|c| c.reason.clone()));
+    if let Some(d) = drifted {
+        reasons.push(format!("changed outside mlops: {}", d.reason));
+    }
     let unknown = match action {
         Action::Replace => diff::computed(kind),
+        // Re-applied to repair drift: whatever it produces is recomputed.
+        Action::Update if drifted.is_some() => diff::computed(kind),
         Action::Update => propagate::recomputed(config, &effect, !causes.is_empty()),
         _ => Vec::new(),
     };

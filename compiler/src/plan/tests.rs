@@ -152,7 +152,7 @@ fn applied(spec: &SystemSpec) -> State {
     for r in &spec.resources {
         state
             .resources
-            .insert(r.address.clone(), ResourceState { spec: r.clone(), produced: BTreeMap::new(), applied_at: 0 });
+            .insert(r.address.clone(), ResourceState { spec: r.clone(), produced: BTreeMap::new(), applied_at: 0, drifted: None });
     }
     state
 }
@@ -729,4 +729,31 @@ fn a_plan_of_5000_real_resources_renders_a_summarised_comment() {
     assert!(md.chars().count() < MARKDOWN_LIMIT, "{}", md.len());
     assert!(md.contains("**Summarised:**"));
     assert!(render_text(&p).ends_with("Plan: 0 to create, 1250 to update, 625 to replace, 0 to destroy.\n"));
+}
+
+#[test]
+fn lost_model_found_by_refresh_is_retrained_and_rolled_out() {
+    let s = spec(BASE);
+    let mut state = applied(&s);
+    state.resources.get_mut("training_job.returns").unwrap().drifted =
+        Some(crate::state::Drifted { reason: "model file of version 3 is missing".into(), replace: true });
+    let p = plan(&s, Some(&state));
+    let job = get(&p, "training_job.returns");
+    assert_eq!(job.action, Action::Replace);
+    assert_eq!(job.reasons, ["changed outside mlops: model file of version 3 is missing"]);
+    assert_eq!(get(&p, "endpoint.api").action, Action::Update);
+    assert_eq!(get(&p, "feature_view.spend").action, Action::NoOp);
+}
+
+#[test]
+fn new_source_rows_rematerialise_without_retraining() {
+    let s = spec(BASE);
+    let mut state = applied(&s);
+    state.resources.get_mut("feature_view.spend").unwrap().drifted =
+        Some(crate::state::Drifted { reason: "source data changed since materialised".into(), replace: false });
+    let p = plan(&s, Some(&state));
+    let view = get(&p, "feature_view.spend");
+    assert_eq!(view.action, Action::Update);
+    assert!(view.attributes.iter().any(|a| a.path == "produced.watermark" && a.after == AttrValue::Unknown));
+    assert_eq!(get(&p, "training_job.returns").action, Action::NoOp, "new data alone does not retrain");
 }
