@@ -23,7 +23,9 @@ fn fraud_copy() -> TempDir {
     dir
 }
 
-/// Writes a state that records `dir`'s current configuration as applied.
+/// Writes a state that records `dir`'s current configuration as applied — by hand: nothing was
+/// really materialised or trained, so these tests plan with `--refresh=false` (refresh would
+/// rightly report the missing feature store and data).
 fn apply_by_hand(dir: &std::path::Path) {
     let c = mlops_compiler::compile(dir, &mlops_compiler::Options::default());
     let spec = c.spec.expect("compiles");
@@ -34,7 +36,12 @@ fn apply_by_hand(dir: &std::path::Path) {
     for r in &spec.resources {
         s.resources.insert(
             r.address.clone(),
-            mlops_compiler::state::ResourceState { spec: r.clone(), produced: Default::default(), applied_at: 0, drifted: None },
+            mlops_compiler::state::ResourceState {
+                spec: r.clone(),
+                produced: Default::default(),
+                applied_at: 0,
+                drifted: None,
+            },
         );
     }
     backend.write(&lock, &s).unwrap();
@@ -58,7 +65,7 @@ fn no_changes_then_a_reviewed_change() {
     let tree = fraud_copy();
     let dir = tree.path().join("examples/fraud-detection");
     apply_by_hand(&dir);
-    let out = mlops().arg("plan").arg(&dir).arg("--detailed-exitcode").output().unwrap();
+    let out = mlops().args(["plan", "--refresh=false"]).arg(&dir).arg("--detailed-exitcode").output().unwrap();
     assert_eq!(out.status.code(), Some(0), "{}\n{}", stdout(&out), stderr(&out));
     assert!(stdout(&out).contains("No changes."), "{}", stdout(&out));
 
@@ -66,20 +73,21 @@ fn no_changes_then_a_reviewed_change() {
     let model = dir.join("model.mlops.hcl");
     let text = std::fs::read_to_string(&model).unwrap().replace("max_depth = 6", "max_depth = 8");
     std::fs::write(&model, text).unwrap();
-    let out = mlops().arg("plan").arg(&dir).arg("--detailed-exitcode").output().unwrap();
+    let out = mlops().args(["plan", "--refresh=false"]).arg(&dir).arg("--detailed-exitcode").output().unwrap();
     assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
     let text = stdout(&out);
     assert!(text.contains("-/+ module.fraud.training_job.model"), "{text}");
     assert!(text.contains("max_depth: 6 → 8"), "{text}");
     assert!(text.contains("~ module.fraud.endpoint.api"), "{text}");
 
-    let md = stdout(&mlops().arg("plan").arg(&dir).args(["--format", "markdown"]).output().unwrap());
+    let md =
+        stdout(&mlops().args(["plan", "--refresh=false"]).arg(&dir).args(["--format", "markdown"]).output().unwrap());
     assert!(md.contains("<details>"), "{md}");
     assert!(md.len() < 65_536);
 
     // Saved plan round trip.
     let saved = tree.path().join("fraud.plan");
-    let out = mlops().arg("plan").arg(&dir).arg("--out").arg(&saved).output().unwrap();
+    let out = mlops().args(["plan", "--refresh=false"]).arg(&dir).arg("--out").arg(&saved).output().unwrap();
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
     let shown = stdout(&mlops().arg("show").arg(&saved).output().unwrap());
     assert_eq!(shown, text, "show renders the saved plan as plan did");

@@ -1,12 +1,14 @@
 //! The subcommands, one module each, and what they share: how a configuration is loaded (with
 //! variables from `-var`, `-var-file` and `MLOPS_VAR_*`) and how diagnostics are printed.
 
+mod apply;
 mod compile;
 mod diff;
 mod fmt;
 mod graph;
 mod materialize;
 mod models;
+mod output;
 mod plan;
 mod schema;
 mod state;
@@ -52,6 +54,14 @@ enum Command {
     Plan(plan::PlanCmd),
     /// Plan the working tree against a git revision, without state (for pull requests).
     Diff(diff::Diff),
+    /// Make the system match the configuration, or apply a saved plan.
+    Apply(apply::Apply),
+    /// Destroy everything mlops applied (never your own data).
+    Destroy(apply::Destroy),
+    /// Find changes made outside mlops and record them in the state.
+    Refresh(apply::Refresh),
+    /// Print the root outputs of the last apply.
+    Output(output::Output),
     /// Print a plan saved with `plan --out`.
     Show(plan::Show),
     /// Inspect the state (`state list`, `state show ADDRESS`).
@@ -74,6 +84,10 @@ impl Cli {
             Command::Models(c) => c.run(),
             Command::Plan(c) => c.run(),
             Command::Diff(c) => c.run(),
+            Command::Apply(c) => c.run(),
+            Command::Destroy(c) => c.run(),
+            Command::Refresh(c) => c.run(),
+            Command::Output(c) => c.run(),
             Command::Show(c) => c.run(),
             Command::State(c) => c.run(),
             Command::ForceUnlock(c) => c.run(),
@@ -84,7 +98,19 @@ impl Cli {
 /// Accepts Terraform's single-dash spelling of the long flags (`-var`, `-var-file`, `-out`) that
 /// people type from habit, by rewriting them to `--var` …; everything else is left alone.
 pub fn normalize_args(args: impl Iterator<Item = std::ffi::OsString>) -> Vec<std::ffi::OsString> {
-    const TERRAFORM_STYLE: &[&str] = &["-var", "-var-file", "-out"];
+    const TERRAFORM_STYLE: &[&str] = &[
+        "-var",
+        "-var-file",
+        "-out",
+        "-auto-approve",
+        "-refresh",
+        "-refresh-only",
+        "-destroy",
+        "-parallelism",
+        "-detailed-exitcode",
+        "-json",
+        "-raw",
+    ];
     args.map(|a| {
         let Some(s) = a.to_str() else { return a };
         let name = s.split('=').next().unwrap_or(s);

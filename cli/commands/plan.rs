@@ -3,8 +3,9 @@
 
 use super::{write_atomic, ConfigArgs};
 use clap::{Args, ValueEnum};
-use mlops_compiler::plan::{plan, render_markdown, render_text, Plan};
+use mlops_compiler::plan::{plan, plan_destroy, render_markdown, render_text, Plan};
 use mlops_runtime::state;
+use mlops_runtime::{apply, targets};
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -49,14 +50,50 @@ pub struct PlanCmd {
     /// Exit 0 when there are no changes, 2 when there are (1 on errors).
     #[arg(long)]
     detailed_exitcode: bool,
+    /// Check the world for changes made outside mlops first (default: true).
+    #[arg(long, default_value_t = true, action = clap::ArgAction::Set, value_name = "BOOL")]
+    refresh: bool,
+    /// Only show what changed outside mlops (what `mlops refresh` would record).
+    #[arg(long, conflicts_with_all = ["destroy", "out"])]
+    refresh_only: bool,
+    /// Plan destroying everything the state records.
+    #[arg(long)]
+    destroy: bool,
 }
 
 impl PlanCmd {
     pub fn run(self) -> Result<ExitCode, String> {
         let Some((c, spec)) = self.config.compile_spec()? else { return Ok(ExitCode::from(1)) };
         let backend = state::open(&self.config.dir, &c.model.system.backend).map_err(|e| e.to_string())?;
-        let current = backend.read().map_err(|e| e.to_string())?;
-        let p = plan(&spec, current.as_ref());
+        let mut current = backend.read().map_err(|e| e.to_string())?;
+        // Refresh reads the world, never writes the state; a target that cannot run here (the
+        // kubernetes one, for now) has nothing to compare.
+        let target = targets::open(&self.config.dir, &spec).ok();
+        if let (Some(s), Some(target), true) = (current.as_mut(), &target, self.refresh || self.refresh_only) {
+            let drift = apply::refresh(s, target.as_ref()).map_err(|e| format!("refresh failed: {e}"))?;
+            if self.refresh_only {
+                if drift.is_empty() {
+                    println!("No changes outside mlops: the world matches the state.");
+                } else {
+                    super::apply::print_drift(&drift);
+                    println!("`mlops refresh` would record these; the next apply re-applies them.");
+                }
+                return Ok(if self.detailed_exitcode && !drift.is_empty() {
+                    ExitCode::from(2)
+                } else {
+                    ExitCode::SUCCESS
+                });
+            }
+            if !drift.is_empty() && !self.json && self.format == PlanFormat::Text {
+                super::apply::print_drift(&drift);
+            }
+            apply::mark_drift(s, &drift);
+        }
+        if self.refresh_only {
+            println!("No state yet: nothing to refresh.");
+            return Ok(ExitCode::SUCCESS);
+        }
+        let p = if self.destroy { plan_destroy(&spec, current.as_ref()) } else { plan(&spec, current.as_ref()) };
         let format = if self.json { PlanFormat::Json } else { self.format };
         print!("{}", render(&p, format)?);
         if let Some(out) = &self.out {

@@ -1,4 +1,4 @@
-//! `mlops state list|show` and `mlops force-unlock`: looking into the state and clearing a lock
+//! `mlops state list|show|rm` and `mlops force-unlock`: looking into the state and clearing a lock
 //! left by a crashed run. Sensitive values are never printed.
 
 use super::ConfigArgs;
@@ -19,6 +19,15 @@ enum StateSub {
     List {
         #[command(flatten)]
         config: ConfigArgs,
+    },
+    /// Forget resources: remove them from the state without touching what they made (the
+    /// next plan creates them again, or adopts nothing — mlops no longer manages them).
+    Rm {
+        /// Resource addresses and, optionally, the configuration directory, in any order.
+        #[arg(value_name = "ADDRESS|DIR", required = true)]
+        targets: Vec<String>,
+        #[command(flatten)]
+        vars: super::VarArgs,
     },
     /// One resource as applied (sensitive values redacted).
     Show {
@@ -54,6 +63,32 @@ impl StateCmd {
                 match backend.read().map_err(|e| e.to_string())? {
                     None => println!("No state yet in {}.", backend.describe()),
                     Some(s) => s.resources.keys().for_each(|a| println!("{a}")),
+                }
+                Ok(ExitCode::SUCCESS)
+            }
+            StateSub::Rm { targets, vars } => {
+                let (config, addresses) = super::split_dir_and_addresses(&targets, &vars)?;
+                if addresses.is_empty() {
+                    return Err("name the resources to forget, e.g. `mlops state rm feature_view.old`".into());
+                }
+                let Some(backend) = open(&config)? else { return Ok(ExitCode::from(1)) };
+                let lock = backend.lock("state rm").map_err(|e| e.to_string())?;
+                let mut s = backend.read().map_err(|e| e.to_string())?.ok_or("no state yet: nothing to remove")?;
+                for a in &addresses {
+                    if !s.resources.contains_key(a) {
+                        let hint = mlops_compiler::suggest::did_you_mean(a, s.resources.keys().map(String::as_str))
+                            .map_or(String::new(), |n| format!(" (did you mean `{n}`?)"));
+                        return Err(format!("`{a}` is not in the state{hint}; nothing was removed"));
+                    }
+                }
+                for a in &addresses {
+                    s.resources.remove(a);
+                }
+                s.serial += 1;
+                backend.write(&lock, &s).map_err(|e| e.to_string())?;
+                lock.release().map_err(|e| e.to_string())?;
+                for a in &addresses {
+                    println!("Removed {a} from the state (what it made is untouched).");
                 }
                 Ok(ExitCode::SUCCESS)
             }

@@ -60,6 +60,9 @@ pub struct OutputState {
     pub value: serde_json::Value,
     /// Never print it.
     pub sensitive: bool,
+    /// Why the value is not known yet (a resource it refers to was not applied); `value` is null.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pending: Option<String>,
 }
 
 impl State {
@@ -70,7 +73,8 @@ impl State {
             .resources
             .iter()
             .map(|r| {
-                let applied = ResourceState { spec: r.clone(), produced: BTreeMap::new(), applied_at: 0, drifted: None };
+                let applied =
+                    ResourceState { spec: r.clone(), produced: BTreeMap::new(), applied_at: 0, drifted: None };
                 (r.address.clone(), applied)
             })
             .collect();

@@ -45,9 +45,10 @@ fn applied(spec: &SystemSpec) -> State {
     let mut state = State::new(&spec.system.name, "test".into());
     state.serial = 1;
     for r in &spec.resources {
-        state
-            .resources
-            .insert(r.address.clone(), ResourceState { spec: r.clone(), produced: Default::default(), applied_at: 0, drifted: None });
+        state.resources.insert(
+            r.address.clone(),
+            ResourceState { spec: r.clone(), produced: Default::default(), applied_at: 0, drifted: None },
+        );
     }
     state
 }

@@ -7,6 +7,7 @@
 //! ```
 #![warn(missing_docs)]
 
+pub mod apply;
 pub mod data;
 pub mod dataset;
 pub mod features;
@@ -14,5 +15,6 @@ mod fsio;
 pub mod pipeline;
 pub mod registry;
 pub mod state;
+pub mod targets;
 pub mod train;
 pub mod workspace;

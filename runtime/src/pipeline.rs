@@ -46,6 +46,19 @@ pub enum PipelineError {
     /// The registry failed.
     #[error(transparent)]
     Registry(#[from] RegistryError),
+    /// The model trained for the configuration fails its gates.
+    #[error(
+        "`{job}` version {version} failed its gate ({failed}); it is registered as a candidate and \
+         production is unchanged — improve the model or revise the gate"
+    )]
+    GateFailed {
+        /// The job address.
+        job: String,
+        /// The registered version.
+        version: u32,
+        /// The failed gates, e.g. "auc 0.7100 below min 0.85".
+        failed: String,
+    },
 }
 
 /// What `train` did.
@@ -59,6 +72,15 @@ pub struct TrainOutcome {
     pub version: ModelVersion,
     /// Was it promoted to production?
     pub promoted: bool,
+}
+
+/// What `apply_job` did.
+#[derive(Debug)]
+pub struct JobOutcome {
+    /// The version now in production.
+    pub version: ModelVersion,
+    /// Was an identical registered version used instead of training again?
+    pub reused: bool,
 }
 
 /// The runtime for one compiled configuration.
@@ -136,6 +158,56 @@ impl<'a> Runtime<'a> {
         let fingerprint = data::fingerprint(source, &view.source, &self.workspace.root)?;
         let batches = data::open(source, &view.source, &self.workspace.root)?;
         Ok(features::materialize(&store, view_address, view, source, batches, &fingerprint)?)
+    }
+
+    /// Makes a job's production model the one its configuration and current data give, as
+    /// `apply` needs it: builds the training set from the views as materialised; if the registry
+    /// already holds a version trained from this very configuration and data (an apply that was
+    /// interrupted after registering), that version is used instead of training again —
+    /// training is deterministic, so it is the model training would give. The version is
+    /// promoted when it passes its gates; when it does not, that is an error naming the failed
+    /// gates, and production stays as it was.
+    pub fn apply_job(&self, job_address: &str, opts: &TrainOptions) -> Result<JobOutcome, PipelineError> {
+        let resource = self.resource(job_address)?;
+        let job = self.job(job_address)?;
+        let mut views = Vec::new();
+        for v in &job.features {
+            views.push((v.as_str(), self.view(v)?));
+        }
+        let label_source = self.source(&job.label.source)?;
+        let labels = data::open(label_source, &job.label.source, &self.workspace.root)?;
+        let store = self.feature_store()?;
+        let set = features::training_set(&store, job, &views, label_source, labels)?;
+        let data_hash = train::data_hash(&set);
+        let registry = self.registry()?;
+        let known = registry.list(Some(job_address)).or_else(|e| match e {
+            RegistryError::UnknownJob { .. } => Ok(Vec::new()),
+            e => Err(e),
+        })?;
+        let intact = |v: &ModelVersion| registry.model_json(v).is_ok();
+        let (version, reused) = match known
+            .into_iter()
+            .rev()
+            .find(|v| v.spec_hash == resource.hash && v.data_hash == data_hash && intact(v))
+        {
+            Some(v) => (v, true),
+            None => {
+                let model = train::train(&set, job, opts)?;
+                (registry.register(job_address, &model, &resource.hash, &data_hash)?, false)
+            }
+        };
+        if !version.passed {
+            return Err(PipelineError::GateFailed {
+                job: job_address.to_string(),
+                version: version.version,
+                failed: crate::registry::describe_failures(&version.gates),
+            });
+        }
+        let version = match version.status {
+            crate::registry::Status::Production => version,
+            _ => registry.promote(job_address, version.version, false)?,
+        };
+        Ok(JobOutcome { version, reused })
     }
 
     /// Trains a job: materialises its views, builds its training set point-in-time from the

@@ -186,6 +186,7 @@ fn writes_leave_no_temporary_files() {
             "models/training_job.fraud/1/model.json",
             "models/training_job.fraud/2/meta.json",
             "models/training_job.fraud/2/model.json",
+            "registry.lock",
         ]
     );
 }
@@ -244,33 +245,43 @@ fn corrupted_files_are_clear_errors_naming_the_file() {
 }
 
 #[test]
-fn a_held_lock_is_a_clear_error_naming_the_holder() {
+fn a_held_lock_is_a_clear_error_naming_the_holder_and_a_dead_holder_blocks_nobody() {
     let dir = tempfile::tempdir().unwrap();
     let r = open(dir.path());
     r.register(JOB, &model(0.9, 0.5), "s", "d").unwrap();
     let lock = dir.path().join("registry.lock");
 
-    // A live holder: this very process.
-    std::fs::write(&lock, std::process::id().to_string()).unwrap();
+    // A live holder: another process holding the flock (flock(1) from util-linux).
+    use std::os::unix::process::CommandExt;
+    let mut holder = std::process::Command::new("flock")
+        .process_group(0)
+        .arg(&lock)
+        .args(["sh", "-c", "echo $PPID > \"$0\"; sleep 30"])
+        .arg(&lock)
+        .spawn()
+        .expect("flock(1) runs");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while std::fs::read_to_string(&lock).map_or(true, |s| s.trim().is_empty()) {
+        assert!(std::time::Instant::now() < deadline, "the holder never wrote its pid");
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
     let e = r.register(JOB, &model(0.9, 0.5), "s", "d").unwrap_err();
-    assert!(
-        matches!(&e, RegistryError::Locked { pid: Some(p), running: Some(true), .. } if *p == std::process::id()),
-        "{e}"
-    );
-    assert!(e.to_string().contains(&format!("locked by process {}", std::process::id())), "{e}");
+    assert!(matches!(&e, RegistryError::Locked { pid: Some(p), .. } if *p == holder.id()), "{e}");
+    assert!(e.to_string().contains(&format!("busy: process {} holds its lock", holder.id())), "{e}");
     assert!(e.to_string().contains("registry.lock"), "{e}");
     assert!(matches!(r.promote(JOB, 1, false), Err(RegistryError::Locked { .. })));
     // Readers are not blocked.
     assert_eq!(r.list(None).unwrap().len(), 1);
 
-    // A holder that no longer runs: the message says how to recover.
-    std::fs::write(&lock, "4194399").unwrap();
-    let e = r.archive(JOB, 1).unwrap_err();
-    assert!(e.to_string().contains("process 4194399") && e.to_string().contains("remove the lock file"), "{e}");
-
-    std::fs::remove_file(&lock).unwrap();
+    // The holder (and the child it passed the lock to) is killed: the kernel releases the lock;
+    // the file left behind blocks nobody.
+    let group = format!("-{}", holder.id());
+    assert!(std::process::Command::new("kill").args(["-KILL", "--", &group]).status().unwrap().success());
+    holder.wait().unwrap();
+    assert!(lock.exists());
+    // (Waiting a little: the group's last process may still be exiting.)
+    let r = r.with_lock_wait(Duration::from_secs(5));
     assert_eq!(r.register(JOB, &model(0.9, 0.5), "s", "d").unwrap().version, 2);
-    assert!(!lock.exists(), "the lock is released after a write");
 }
 
 #[test]

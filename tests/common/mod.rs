@@ -63,3 +63,26 @@ pub fn stdout(out: &std::process::Output) -> String {
 pub fn stderr(out: &std::process::Output) -> String {
     String::from_utf8_lossy(&out.stderr).into_owned()
 }
+
+/// A temporary tree holding the fraud example (configuration and data) and the module it uses,
+/// laid out as in the repository; the configuration directory is `examples/fraud-detection`.
+pub fn fraud_tree(tag: &str) -> TempDir {
+    let dir = TempDir::new(tag);
+    for from in ["examples/fraud-detection", "examples/fraud-detection/data", "modules/tabular-classifier"] {
+        for entry in std::fs::read_dir(root().join(from)).unwrap() {
+            let path = entry.unwrap().path();
+            if path.is_file() {
+                let name = path.file_name().unwrap().to_string_lossy().into_owned();
+                let target = dir.path().join(from).join(name);
+                std::fs::create_dir_all(target.parent().unwrap()).unwrap();
+                std::fs::copy(&path, &target).unwrap();
+            }
+        }
+    }
+    dir
+}
+
+/// The configuration directory inside a [`fraud_tree`].
+pub fn fraud_dir(tree: &TempDir) -> PathBuf {
+    tree.path().join("examples/fraud-detection")
+}

@@ -384,6 +384,12 @@ pub fn spec_hash(spec: &SystemSpec) -> String {
     Sha256::digest(spec.to_json().as_bytes()).iter().map(|b| format!("{b:02x}")).collect()
 }
 
+/// The plan that destroys everything `state` records (`mlops destroy`, `plan --destroy`).
+pub fn plan_destroy(spec: &SystemSpec, state: Option<&State>) -> Plan {
+    let nothing = SystemSpec { resources: Vec::new(), outputs: BTreeMap::new(), ..spec.clone() };
+    plan(&nothing, state)
+}
+
 /// Plans `spec` against `state` (`None`: nothing applied yet, everything is created).
 pub fn plan(spec: &SystemSpec, state: Option<&State>) -> Plan {
     let empty = BTreeMap::new();

@@ -150,9 +150,10 @@ fn applied(spec: &SystemSpec) -> State {
     let mut state = State::new(&spec.system.name, "lineage-1".into());
     state.serial = 4;
     for r in &spec.resources {
-        state
-            .resources
-            .insert(r.address.clone(), ResourceState { spec: r.clone(), produced: BTreeMap::new(), applied_at: 0, drifted: None });
+        state.resources.insert(
+            r.address.clone(),
+            ResourceState { spec: r.clone(), produced: BTreeMap::new(), applied_at: 0, drifted: None },
+        );
     }
     state
 }

@@ -2,8 +2,8 @@
 //! registry's error type, and an exclusive lock file naming its holder.
 
 use std::fs::{self, OpenOptions};
-use std::io::{self, Write};
-use std::path::{Path, PathBuf};
+use std::io::{self, Seek, Write};
+use std::path::Path;
 use std::time::{Duration, Instant};
 
 use super::RegistryError;
@@ -26,38 +26,46 @@ pub(crate) fn create_dirs(dir: &Path) -> Result<(), RegistryError> {
     Ok(crate::fsio::create_dirs(dir)?)
 }
 
-/// An exclusive lock: a file created with `create_new` holding the owner's pid, removed on drop.
+/// An exclusive lock: an advisory `flock` on a lock file that holds the owner's pid. The kernel
+/// releases it when its holder exits, however it exits, so a registration killed half-way never
+/// blocks the next one; the pid is only there to name the holder in messages. The file itself is
+/// left in place (removing it would race with a waiter that has it open).
 #[derive(Debug)]
 pub(crate) struct Lock {
-    path: PathBuf,
+    // Holding the open file holds the lock.
+    file: fs::File,
 }
 
 impl Lock {
     /// Takes the lock, retrying for up to `wait` while another process holds it.
     pub(crate) fn acquire(path: &Path, wait: Duration) -> Result<Lock, RegistryError> {
         let start = Instant::now();
+        let mut file = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .open(path)
+            .map_err(io_err("open", path))?;
         loop {
-            match OpenOptions::new().write(true).create_new(true).open(path) {
-                Ok(mut f) => {
-                    let lock = Lock { path: path.to_path_buf() };
-                    f.write_all(std::process::id().to_string().as_bytes())
-                        .and_then(|()| f.sync_all())
+            match file.try_lock() {
+                Ok(()) => {
+                    file.set_len(0)
+                        .and_then(|()| file.seek(io::SeekFrom::Start(0)).map(drop))
+                        .and_then(|()| file.write_all(std::process::id().to_string().as_bytes()))
                         .map_err(io_err("write", path))?;
-                    return Ok(lock);
+                    return Ok(Lock { file });
                 }
-                Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {
+                Err(fs::TryLockError::WouldBlock) => {
                     if start.elapsed() >= wait {
-                        // Empty while its creator is between create and write.
                         let pid = fs::read_to_string(path).ok().and_then(|s| s.trim().parse().ok());
-                        return Err(RegistryError::Locked {
-                            path: path.to_path_buf(),
-                            pid,
-                            running: pid.and_then(running),
-                        });
+                        return Err(RegistryError::Locked { path: path.to_path_buf(), pid });
                     }
                     std::thread::sleep(Duration::from_millis(50));
                 }
-                Err(e) => return Err(RegistryError::Io { action: "create", path: path.to_path_buf(), source: e }),
+                Err(fs::TryLockError::Error(e)) => {
+                    return Err(RegistryError::Io { action: "lock", path: path.to_path_buf(), source: e })
+                }
             }
         }
     }
@@ -65,12 +73,7 @@ impl Lock {
 
 impl Drop for Lock {
     fn drop(&mut self) {
-        let _ = fs::remove_file(&self.path);
+        // An empty file names no holder; the kernel releases the lock when the file closes.
+        let _ = self.file.set_len(0);
     }
-}
-
-/// Whether a process with this pid exists (`None` where that cannot be told).
-fn running(pid: u32) -> Option<bool> {
-    let proc = Path::new("/proc");
-    proc.join("self").exists().then(|| proc.join(pid.to_string()).exists())
 }

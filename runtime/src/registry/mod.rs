@@ -54,14 +54,12 @@ pub enum RegistryError {
         message: String,
     },
     /// Another writer holds the lock.
-    #[error("the model registry is locked by {}: {} exists{}", holder(*.pid), path.display(), hint(*.running))]
+    #[error("the model registry is busy: {} holds its lock ({}); try again when it has finished", holder(*.pid), path.display())]
     Locked {
         /// The lock file.
         path: PathBuf,
         /// The holder's pid, when the file names one.
         pid: Option<u32>,
-        /// Whether that process is running, where that can be told.
-        running: Option<bool>,
     },
     /// A job address that cannot name a directory.
     #[error("invalid job address {job:?}: {reason}")]
@@ -119,13 +117,6 @@ pub enum RegistryError {
 
 fn holder(pid: Option<u32>) -> String {
     pid.map_or_else(|| "another process".to_string(), |p| format!("process {p}"))
-}
-
-fn hint(running: Option<bool>) -> &'static str {
-    match running {
-        Some(false) => " (no such process is running: remove the lock file if no other mlops is using this registry)",
-        _ => "",
-    }
 }
 
 type Result<T> = std::result::Result<T, RegistryError>;
@@ -267,7 +258,7 @@ fn to_json<T: Serialize>(value: &T) -> Vec<u8> {
     v
 }
 
-fn describe_failures(gates: &[GateResult]) -> String {
+pub(crate) fn describe_failures(gates: &[GateResult]) -> String {
     let failed: Vec<String> = gates
         .iter()
         .filter(|g| !g.passed)

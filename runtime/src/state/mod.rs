@@ -30,6 +30,7 @@ use mlops_compiler::state::{State, STATE_FORMAT_VERSION};
 use serde::{Deserialize, Serialize};
 
 pub use holder::new_lineage;
+pub(crate) use holder::rfc3339;
 pub use local::LocalState;
 pub use postgres::PostgresState;
 

@@ -95,8 +95,13 @@ pub fn sample(serial: u64, lineage: &str) -> State {
     produced.insert("ratio".to_string(), serde_json::json!(0.1));
     let mut state = State::new("fraud-detection", lineage.to_string());
     state.serial = serial;
-    state.resources.insert("entity.account".to_string(), ResourceState { spec, produced, applied_at: 1_706_702_400, drifted: None });
-    state.outputs.insert("token".to_string(), OutputState { value: serde_json::json!(SECRET), sensitive: true });
+    state.resources.insert(
+        "entity.account".to_string(),
+        ResourceState { spec, produced, applied_at: 1_706_702_400, drifted: None },
+    );
+    state
+        .outputs
+        .insert("token".to_string(), OutputState { value: serde_json::json!(SECRET), sensitive: true, pending: None });
     state
 }
 
