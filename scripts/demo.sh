@@ -1,40 +1,48 @@
 #!/usr/bin/env bash
 # The main job on the embedded default: the fraud-detection example, end to end as far as the
-# project goes today — set up (system packages, XGBoost's library), build, validate, compile to a
-# SystemSpec, draw the graph, materialise the features, train and register the model.
+# project goes today — set up (system packages, XGBoost's library), build, validate (and a caught
+# mistake), plan, apply (ingest the sources, materialise the features, train, register and
+# promote the model), plan again, change a training parameter and apply the retrain, then show
+# the outputs and the registry. It works on a copy under target/demo, so the example in the
+# repository is left untouched and every run starts from nothing.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 scripts/setup.sh
 cargo build --release --quiet --bin mlops
-mlops=target/release/mlops
-example=examples/fraud-detection
-out=target/demo
-mkdir -p "$out"
+mlops="$PWD/target/release/mlops"
 
-echo "== mlops validate $example"
+work=target/demo
+rm -rf "$work"
+mkdir -p "$work/examples" "$work/modules"
+cp -r examples/fraud-detection "$work/examples/"
+cp -r modules/tabular-classifier "$work/modules/"
+rm -rf "$work/examples/fraud-detection/.mlops"
+example="$work/examples/fraud-detection"
+
+step() { printf '\n== %s\n' "$*"; }
+
+step "mlops validate $example"
 "$mlops" validate "$example"
 
-echo
-echo "== mlops compile $example --out $out/spec.json"
-"$mlops" compile "$example" --out "$out/spec.json"
-
-echo
-echo "== mlops graph $example --format text"
-"$mlops" graph "$example" --format text
-
-echo
-echo "== a mistake, caught at compile time (drift threshold out of range)"
+step "a mistake, caught at compile time (drift threshold out of range)"
 "$mlops" validate "$example" --var drift_threshold=1.5 || true
 
-echo
-echo "== mlops materialize $example"
-"$mlops" materialize "$example"
+step "mlops plan $example"
+"$mlops" plan "$example"
 
-echo
-echo "== mlops train $example module.fraud.training_job.model"
-"$mlops" train "$example" module.fraud.training_job.model
+step "mlops apply $example --auto-approve"
+"$mlops" apply "$example" --auto-approve
 
-echo
-echo "== mlops models $example"
+step "mlops plan $example   (only what the local target cannot run yet remains)"
+"$mlops" plan "$example" | tail -n 3
+
+step "a reviewed change: max_depth 6 → 8 retrains the model"
+sed -i 's/max_depth = 6/max_depth = 8/' "$example/model.mlops.hcl"
+"$mlops" plan "$example" --out "$work/retrain.plan" | grep -E '^(  #|-/\+|Plan:)' || true
+"$mlops" apply "$example" "$work/retrain.plan"
+
+step "mlops state list / output / models"
+"$mlops" state list "$example"
+"$mlops" output "$example"
 "$mlops" models "$example"

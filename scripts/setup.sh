@@ -22,6 +22,6 @@ fi
 "$(dirname "$0")/install-xgboost.sh"
 
 if ! command -v cargo >/dev/null 2>&1; then
-  echo "mlops needs a Rust toolchain (cargo 1.88 or newer): https://rustup.rs" >&2
+  echo "mlops needs a Rust toolchain (cargo 1.89 or newer): https://rustup.rs" >&2
   exit 1
 fi

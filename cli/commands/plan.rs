@@ -98,7 +98,12 @@ impl PlanCmd {
         print!("{}", render(&p, format)?);
         if let Some(out) = &self.out {
             write_atomic(out, &p.to_json().map_err(|e| e.to_string())?)?;
-            eprintln!("Saved the plan to {}; apply it with `mlops apply {}`.", out.display(), out.display());
+            let dir = if self.config.dir == std::path::Path::new(".") {
+                String::new()
+            } else {
+                format!("{} ", self.config.dir.display())
+            };
+            eprintln!("Saved the plan to {}; apply it with `mlops apply {dir}{}`.", out.display(), out.display());
         }
         Ok(if self.detailed_exitcode && p.has_changes() { ExitCode::from(2) } else { ExitCode::SUCCESS })
     }

@@ -171,7 +171,7 @@ pub fn apply(
     };
     forward(plan, spec, target, opts, &mut rec, &mut report, on_event)?;
     deletions(plan, target, &mut rec, &mut report, on_event)?;
-    finish(spec, &mut rec)?;
+    finish(plan, spec, &mut rec)?;
     report.state = rec.state;
     Ok(report)
 }
@@ -344,11 +344,13 @@ fn deletions(
     Ok(())
 }
 
-/// Brings the recorded spec slices of unchanged resources up to date (a new dependency, a new
+/// Brings the recorded spec slices of resources the plan left alone up to date (a new dependency, a new
 /// hash) and resolves the root outputs; one last write if anything differs.
-fn finish(spec: &SystemSpec, rec: &mut Recorder) -> Result<(), ApplyError> {
+fn finish(plan: &Plan, spec: &SystemSpec, rec: &mut Recorder) -> Result<(), ApplyError> {
     let mut changed = false;
-    for r in &spec.resources {
+    let unchanged: HashSet<&str> =
+        plan.changes.iter().filter(|c| c.action == Action::NoOp).map(|c| c.address.as_str()).collect();
+    for r in spec.resources.iter().filter(|r| unchanged.contains(r.address.as_str())) {
         if let Some(s) = rec.state.resources.get_mut(&r.address) {
             if s.spec != *r {
                 s.spec = r.clone();

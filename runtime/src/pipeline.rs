@@ -210,6 +210,32 @@ impl<'a> Runtime<'a> {
         Ok(JobOutcome { version, reused })
     }
 
+    /// Keeps `version` of a job whose configuration changed only where the model does not (its
+    /// gates, resources, schedule …): judges it against the job's gates as configured now and
+    /// makes sure it is the production version. Falls back to [`Runtime::apply_job`] when the
+    /// version or its model file is gone.
+    pub fn keep_job(&self, job_address: &str, version: u32, opts: &TrainOptions) -> Result<JobOutcome, PipelineError> {
+        let job = self.job(job_address)?;
+        let registry = self.registry()?;
+        let Some(meta) = registry.get(job_address, version).ok().filter(|m| registry.model_json(m).is_ok()) else {
+            return self.apply_job(job_address, opts);
+        };
+        let gates = train::evaluate_gates(&job.gates, &meta.metrics);
+        if gates.iter().any(|g| !g.passed) {
+            return Err(PipelineError::GateFailed {
+                job: job_address.to_string(),
+                version,
+                failed: crate::registry::describe_failures(&gates),
+            });
+        }
+        let version = match meta.status {
+            crate::registry::Status::Production => meta,
+            // Promotion checks the gates recorded at training; these are the ones that count now.
+            _ => registry.promote(job_address, version, true)?,
+        };
+        Ok(JobOutcome { version, reused: true })
+    }
+
     /// Trains a job: materialises its views, builds its training set point-in-time from the
     /// label source, trains, and registers the model. The first version that passes its gates
     /// becomes production; later ones stay candidates unless `promote` is set (and they pass).

@@ -6,7 +6,7 @@
 //! | source | reads every row against the declared schema; records `rows`, `watermark` and a fingerprint | nothing (the data is the user's) | files or rows changed since |
 //! | entity | nothing to run: recorded | nothing | — |
 //! | feature_view | materialises (incrementally; from scratch when its definition changed) | removes its offline and online store | store missing, or source data newer than it |
-//! | training_job | builds the training set, trains (or reuses an identical registered version), promotes it if it passes its gates; records `version`, `metrics`, `model_uri` | archives its versions (the files stay for audit) | version or model file missing or altered |
+//! | training_job | create/replace: builds the training set, trains (or reuses an identical registered version), promotes it if it passes its gates; update (gates, resources …): judges the current version by the new gates; records `version`, `metrics`, `model_uri` | archives its versions (the files stay for audit) | version or model file missing or altered |
 //!
 //! Endpoints, monitors and retrain policies need the serving process, which this target does
 //! not run yet: [`Target::supports`] says so, and apply leaves them planned.
@@ -109,8 +109,8 @@ impl Target for LocalTarget {
         &self,
         spec: &SystemSpec,
         resource: &ResourceSpec,
-        _action: Action,
-        _prior: Option<&ResourceState>,
+        action: Action,
+        prior: Option<&ResourceState>,
     ) -> Result<Produced, TargetError> {
         let address = resource.address.as_str();
         let runtime = Runtime::new(self.root(), spec);
@@ -133,7 +133,13 @@ impl Target for LocalTarget {
                 }
             }
             Config::TrainingJob(_) => {
-                let outcome = runtime.apply_job(address, &self.train).map_err(TargetError::from_display)?;
+                // An update in place changes nothing the model is made from: keep the version.
+                let kept = prior.and_then(|p| p.produced.get("version")).and_then(Value::as_u64);
+                let outcome = match (action, kept.and_then(|v| u32::try_from(v).ok())) {
+                    (Action::Update, Some(v)) => runtime.keep_job(address, v, &self.train),
+                    _ => runtime.apply_job(address, &self.train),
+                }
+                .map_err(TargetError::from_display)?;
                 let v = &outcome.version;
                 produced.insert("version".into(), json!(v.version));
                 produced.insert("metrics".into(), json!(v.metrics));
