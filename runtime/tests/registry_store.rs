@@ -48,8 +48,10 @@ fn model(auc: f64, gate_min: f64) -> TrainedModel {
     }
 }
 
+/// A registry that waits a little for its lock: a `flock` is briefly shared with a child process
+/// forked by another test (until the child's exec closes it), so waiting for nothing is flaky.
 fn open(dir: &Path) -> Registry {
-    Registry::open(dir).unwrap().with_lock_wait(Duration::ZERO)
+    Registry::open(dir).unwrap().with_lock_wait(Duration::from_secs(2))
 }
 
 fn statuses(r: &Registry) -> Vec<(u32, Status)> {
@@ -247,7 +249,7 @@ fn corrupted_files_are_clear_errors_naming_the_file() {
 #[test]
 fn a_held_lock_is_a_clear_error_naming_the_holder_and_a_dead_holder_blocks_nobody() {
     let dir = tempfile::tempdir().unwrap();
-    let r = open(dir.path());
+    let r = open(dir.path()).with_lock_wait(Duration::ZERO);
     r.register(JOB, &model(0.9, 0.5), "s", "d").unwrap();
     let lock = dir.path().join("registry.lock");
 
