@@ -312,3 +312,41 @@ fn state_rm_forgets_a_resource_without_touching_it() {
     assert!(text.contains("Resources: 2 created, 0 updated, 0 replaced"), "{text}");
     assert_eq!(produced(&dir, JOB)["version"], 1);
 }
+
+#[test]
+fn an_interrupt_finishes_what_is_running_records_it_and_releases_the_lock() {
+    use std::io::BufRead;
+    let tree = fraud_tree("apply-int");
+    let dir = fraud_dir(&tree);
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_mlops"))
+        .args(["apply", "--auto-approve", "--parallelism", "1"])
+        .arg(&dir)
+        .env("NO_COLOR", "1")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut lines = std::io::BufReader::new(child.stdout.take().unwrap()).lines();
+    let mut seen = Vec::new();
+    for line in lines.by_ref() {
+        let line = line.unwrap();
+        seen.push(line.clone());
+        if line == format!("{VIEW}: Creating...") {
+            let pid = child.id().to_string();
+            assert!(std::process::Command::new("kill").args(["-INT", &pid]).status().unwrap().success());
+            break;
+        }
+    }
+    seen.extend(lines.map(|l| l.unwrap()));
+    let status = child.wait().unwrap();
+    let text = seen.join("\n");
+    assert_eq!(status.code(), Some(1), "{text}");
+    assert!(text.contains(&format!("{VIEW}: Creation complete")), "the running resource finishes: {text}");
+    assert!(text.contains(&format!("{JOB}: not applied: not started: apply was interrupted")), "{text}");
+    assert!(text.contains("Apply interrupted."), "{text}");
+    // Recorded, and the lock released: the next apply needs no force-unlock and does the rest.
+    let listed = ok(&dir, &["state", "list"]);
+    assert!(listed.contains(VIEW) && !listed.contains(JOB), "{listed}");
+    let text = ok(&dir, &["apply", "--auto-approve"]);
+    assert!(text.contains("Resources: 1 created"), "{text}");
+}

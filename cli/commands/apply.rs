@@ -14,6 +14,8 @@ use mlops_runtime::targets::{self, Target};
 use std::io::{BufRead, IsTerminal, Write};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 
 /// Options shared by apply and destroy.
 #[derive(Debug, Args)]
@@ -24,6 +26,25 @@ pub struct Execution {
     /// Resources applied at once, at most.
     #[arg(long, default_value_t = 4, value_parser = clap::value_parser!(u16).range(1..=256))]
     parallelism: u16,
+}
+
+impl Execution {
+    /// Options for the executor, with Ctrl-C wired to a graceful stop: the first interrupt lets
+    /// the resources in progress finish and be recorded (and the lock be released); a second one
+    /// exits at once, as a crash would (the state stays readable; a local lock is left for
+    /// `force-unlock`).
+    fn options(&self) -> ApplyOptions {
+        let cancel = Arc::new(AtomicBool::new(false));
+        let flag = cancel.clone();
+        let installed = ctrlc::set_handler(move || {
+            if flag.swap(true, Ordering::SeqCst) {
+                eprintln!("\nSecond interrupt: stopping now.");
+                std::process::exit(130);
+            }
+            eprintln!("\nInterrupt received: finishing the resources in progress, then stopping (Ctrl-C again to stop at once).");
+        });
+        ApplyOptions { parallelism: usize::from(self.parallelism), cancel: installed.is_ok().then_some(cancel) }
+    }
 }
 
 /// Make the system match the configuration (or apply a saved plan).
@@ -87,8 +108,9 @@ impl Session {
         )
         .map_err(|e| e.to_string())?;
         self.lock.release().map_err(|e| e.to_string())?;
-        print_summary(&report, started.elapsed());
-        Ok(if report.failed.is_empty() { ExitCode::SUCCESS } else { ExitCode::from(1) })
+        let interrupted = opts.cancel.as_ref().is_some_and(|c| c.load(Ordering::SeqCst));
+        print_summary(&report, started.elapsed(), interrupted);
+        Ok(if report.failed.is_empty() && !interrupted { ExitCode::SUCCESS } else { ExitCode::from(1) })
     }
 }
 
@@ -135,8 +157,12 @@ fn print_event(e: &Event) {
     }
 }
 
-fn print_summary(r: &ApplyReport, elapsed: std::time::Duration) {
-    let head = if r.failed.is_empty() { "Apply complete!" } else { "Apply failed." };
+fn print_summary(r: &ApplyReport, elapsed: std::time::Duration, interrupted: bool) {
+    let head = match (r.failed.is_empty(), interrupted) {
+        (true, false) => "Apply complete!",
+        (true, true) => "Apply interrupted.",
+        (false, _) => "Apply failed.",
+    };
     println!(
         "\n{head} Resources: {} created, {} updated, {} replaced, {} destroyed ({:.1}s).",
         r.count(Action::Create),
@@ -211,7 +237,7 @@ impl Apply {
             None => None,
         };
         let Some(session) = Session::open(config, "apply")? else { return Ok(ExitCode::from(1)) };
-        let opts = ApplyOptions { parallelism: usize::from(self.exec.parallelism) };
+        let opts = self.exec.options();
         let (p, planned_from) = match saved {
             Some(p) => {
                 p.check_current(&session.spec, session.current.as_ref()).map_err(|e| e.to_string())?;
@@ -259,7 +285,7 @@ impl Destroy {
             return Ok(ExitCode::from(1));
         }
         let current = session.current.clone();
-        let opts = ApplyOptions { parallelism: usize::from(self.exec.parallelism) };
+        let opts = self.exec.options();
         session.execute(&p, current, &opts)
     }
 }

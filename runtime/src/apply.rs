@@ -17,7 +17,8 @@
 //! state, and [`mark_drift`] records what it found for the planner.
 
 use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
-use std::sync::mpsc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{mpsc, Arc};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use mlops_compiler::plan::{Action, Plan};
@@ -33,13 +34,24 @@ use crate::targets::{Produced, Target, TargetError};
 pub struct ApplyOptions {
     /// Resources applied at once, at most (at least 1).
     pub parallelism: usize,
+    /// Set (by an interrupt handler) to stop starting resources: those in progress finish and
+    /// are recorded, the rest are reported not applied.
+    pub cancel: Option<Arc<AtomicBool>>,
 }
 
 impl Default for ApplyOptions {
     fn default() -> Self {
-        ApplyOptions { parallelism: 4 }
+        ApplyOptions { parallelism: 4, cancel: None }
     }
 }
+
+impl ApplyOptions {
+    fn cancelled(&self) -> bool {
+        self.cancel.as_ref().is_some_and(|c| c.load(Ordering::SeqCst))
+    }
+}
+
+const INTERRUPTED: &str = "not started: apply was interrupted";
 
 /// Something that happened during apply, in the order it happened.
 #[derive(Debug)]
@@ -170,7 +182,7 @@ pub fn apply(
         state: State::new("", String::new()),
     };
     forward(plan, spec, target, opts, &mut rec, &mut report, on_event)?;
-    deletions(plan, target, &mut rec, &mut report, on_event)?;
+    deletions(plan, target, opts, &mut rec, &mut report, on_event)?;
     finish(plan, spec, &mut rec)?;
     report.state = rec.state;
     Ok(report)
@@ -222,7 +234,7 @@ fn forward(
     let mut running = 0usize;
     let mut stopped: Option<ApplyError> = None;
     std::thread::scope(|scope| loop {
-        while stopped.is_none() && running < parallelism {
+        while stopped.is_none() && !opts.cancelled() && running < parallelism {
             let Some(address) = ready.pop_front() else { break };
             let action = planned[address];
             on_event(Event::Started { address, action });
@@ -291,6 +303,7 @@ fn forward(
             match upstream {
                 Some(d) if failed.contains(d) => format!("depends on {d}, which failed"),
                 Some(d) => format!("depends on {d}, which was not applied"),
+                None if opts.cancelled() => INTERRUPTED.to_string(),
                 None => "stopped before it could start".to_string(),
             }
         });
@@ -305,6 +318,7 @@ fn forward(
 fn deletions(
     plan: &Plan,
     target: &dyn Target,
+    opts: &ApplyOptions,
     rec: &mut Recorder,
     report: &mut ApplyReport,
     on_event: &mut dyn FnMut(Event),
@@ -314,6 +328,9 @@ fn deletions(
     for c in plan.changes.iter().filter(|c| c.action == Action::Delete) {
         let address = c.address.as_str();
         let Some(prior) = rec.state.resources.get(address).cloned() else { continue };
+        if opts.cancelled() {
+            halted.get_or_insert_with(|| INTERRUPTED.to_string());
+        }
         if let Some(reason) = &halted {
             on_event(Event::NotApplied { address, action: Action::Delete, reason });
             report.not_applied.push((address.to_string(), reason.clone()));
