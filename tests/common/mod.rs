@@ -86,3 +86,181 @@ pub fn fraud_tree(tag: &str) -> TempDir {
 pub fn fraud_dir(tree: &TempDir) -> PathBuf {
     tree.path().join("examples/fraud-detection")
 }
+
+/// `mlops` as a plain [`std::process::Command`], configured as [`mlops`] is, for running it in
+/// the background with [`Running`].
+pub fn mlops_process() -> std::process::Command {
+    let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_mlops"));
+    cmd.current_dir(root()).env("NO_COLOR", "1");
+    for (k, _) in std::env::vars() {
+        if k.starts_with("MLOPS_VAR_") {
+            cmd.env_remove(k);
+        }
+    }
+    cmd
+}
+
+/// What a background process has written to one of its pipes so far.
+#[derive(Default)]
+struct Collected {
+    text: String,
+    closed: bool,
+}
+
+type Shared = std::sync::Arc<(std::sync::Mutex<Collected>, std::sync::Condvar)>;
+
+fn collect(mut from: impl std::io::Read + Send + 'static) -> (Shared, std::thread::JoinHandle<()>) {
+    let shared: Shared = Default::default();
+    let to = shared.clone();
+    let reader = std::thread::spawn(move || {
+        let mut buf = [0u8; 8192];
+        loop {
+            let n = from.read(&mut buf).unwrap_or(0);
+            let (lock, cv) = &*to;
+            let mut c = lock.lock().unwrap();
+            if n == 0 {
+                c.closed = true;
+                cv.notify_all();
+                return;
+            }
+            c.text.push_str(&String::from_utf8_lossy(&buf[..n]));
+            cv.notify_all();
+        }
+    });
+    (shared, reader)
+}
+
+/// A process running in the background with its standard input, output and error piped; its
+/// output is collected as it arrives, so a test can act the moment a line (or a prompt without a
+/// newline) appears. Killed if dropped while still running.
+pub struct Running {
+    child: Option<std::process::Child>,
+    out: Shared,
+    err: Shared,
+    readers: Vec<std::thread::JoinHandle<()>>,
+}
+
+/// A background process that has ended.
+#[derive(Debug)]
+pub struct Finished {
+    pub status: std::process::ExitStatus,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+impl Running {
+    /// Starts `cmd` with all three standard streams piped.
+    #[track_caller]
+    pub fn spawn(cmd: &mut std::process::Command) -> Running {
+        use std::process::Stdio;
+        let mut child =
+            cmd.stdin(Stdio::piped()).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().expect("spawn mlops");
+        let (out, r1) = collect(child.stdout.take().unwrap());
+        let (err, r2) = collect(child.stderr.take().unwrap());
+        Running { child: Some(child), out, err, readers: vec![r1, r2] }
+    }
+
+    /// The process id.
+    pub fn pid(&self) -> u32 {
+        self.child.as_ref().map_or(0, std::process::Child::id)
+    }
+
+    /// Standard output so far.
+    pub fn stdout(&self) -> String {
+        self.out.0.lock().unwrap().text.clone()
+    }
+
+    /// Standard error so far.
+    pub fn stderr(&self) -> String {
+        self.err.0.lock().unwrap().text.clone()
+    }
+
+    /// Waits until `ready` holds for the standard output so far, checking again as each piece
+    /// arrives. False when `timeout` passes or the output ends first.
+    pub fn wait_for(&self, timeout: std::time::Duration, mut ready: impl FnMut(&str) -> bool) -> bool {
+        let deadline = std::time::Instant::now() + timeout;
+        let (lock, cv) = &*self.out;
+        let mut c = lock.lock().unwrap();
+        loop {
+            if ready(&c.text) {
+                return true;
+            }
+            let now = std::time::Instant::now();
+            if c.closed || now >= deadline {
+                return false;
+            }
+            c = cv.wait_timeout(c, deadline - now).unwrap().0;
+        }
+    }
+
+    /// Whether the standard output has ended (the process exited, or is exiting).
+    pub fn output_ended(&self) -> bool {
+        self.out.0.lock().unwrap().closed
+    }
+
+    /// Writes `text` to the process's standard input.
+    #[track_caller]
+    pub fn send(&mut self, text: &str) {
+        use std::io::Write;
+        let stdin = self.child.as_mut().and_then(|c| c.stdin.as_mut()).expect("stdin is piped");
+        stdin.write_all(text.as_bytes()).and_then(|()| stdin.flush()).expect("write to mlops");
+    }
+
+    /// Sends SIGKILL (`Child::kill`); harmless when the process has already exited.
+    pub fn kill(&mut self) {
+        if let Some(c) = self.child.as_mut() {
+            let _ = c.kill();
+        }
+    }
+
+    /// Waits (at most `timeout`, then kills it) for the process to end and its pipes to close.
+    #[track_caller]
+    pub fn finish(mut self, timeout: std::time::Duration) -> Finished {
+        let mut child = self.child.take().expect("not finished yet");
+        let deadline = std::time::Instant::now() + timeout;
+        let status = loop {
+            if let Some(s) = child.try_wait().expect("wait for mlops") {
+                break s;
+            }
+            if std::time::Instant::now() >= deadline {
+                let _ = child.kill();
+                let _ = child.wait();
+                panic!(
+                    "mlops did not finish within {timeout:?}\nstdout:\n{}\nstderr:\n{}",
+                    self.stdout(),
+                    self.stderr()
+                );
+            }
+            std::thread::sleep(std::time::Duration::from_millis(5));
+        };
+        drop(child.stdin.take());
+        for r in self.readers.drain(..) {
+            let _ = r.join();
+        }
+        Finished { status, stdout: self.stdout(), stderr: self.stderr() }
+    }
+}
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+}
+
+/// `user@host` as the state backends record a lock holder (`USER`, else `LOGNAME`, and the
+/// kernel's host name), for checking "locked" messages; `None` when it cannot be told here.
+pub fn lock_holder_name() -> Option<String> {
+    let user = ["USER", "LOGNAME"].iter().find_map(|v| std::env::var(v).ok().filter(|u| !u.is_empty()))?;
+    let host = std::fs::read_to_string("/proc/sys/kernel/hostname").ok()?.trim().to_string();
+    Some(format!("{user}@{host}"))
+}
+
+/// The id `mlops force-unlock` needs, taken from a "locked" error message.
+pub fn lock_id_in(message: &str) -> Option<String> {
+    let rest = &message[message.find("mlops force-unlock ")? + "mlops force-unlock ".len()..];
+    let id: String = rest.chars().take_while(|c| c.is_ascii_alphanumeric() || *c == '-').collect();
+    (!id.is_empty()).then_some(id)
+}
