@@ -33,7 +33,16 @@ pub(crate) fn lock_info(operation: &str) -> Result<LockInfo, StateError> {
 pub(crate) fn holder_is_dead(info: &LockInfo) -> bool {
     let on_this_host = info.who.rsplit_once('@').is_some_and(|(_, h)| h == host());
     let proc = Path::new("/proc");
-    on_this_host && proc.join("self").exists() && !proc.join(info.pid.to_string()).exists()
+    on_this_host && proc.join("self").exists() && !process_alive(&proc.join(info.pid.to_string()))
+}
+
+/// A process that has exited but was not reaped yet (a zombie: state `Z` or `X` in
+/// `/proc/PID/stat`, as under a container init that never reaps) is as dead as a missing one.
+fn process_alive(dir: &Path) -> bool {
+    let Ok(stat) = std::fs::read_to_string(dir.join("stat")) else { return dir.exists() };
+    // `pid (comm) S …`: the command may contain spaces and parentheses; the state follows the last `)`.
+    let state = stat.rsplit_once(')').and_then(|(_, rest)| rest.split_whitespace().next());
+    !matches!(state, Some("Z" | "X"))
 }
 
 /// Seconds since the Unix epoch (0 if the clock is before it).
@@ -145,5 +154,22 @@ mod tests {
         assert_eq!(holder_is_dead(&gone), Path::new("/proc/self").exists());
         let elsewhere = LockInfo { who: "a@some-other-host.invalid".to_string(), ..gone };
         assert!(!holder_is_dead(&elsewhere));
+    }
+
+    #[test]
+    fn an_unreaped_holder_counts_as_dead() {
+        let mut child = std::process::Command::new("true").spawn().unwrap();
+        let pid = child.id();
+        // Exited, not reaped yet: a zombie until `wait`.
+        let zombie = (0..200).any(|_| {
+            std::thread::sleep(std::time::Duration::from_millis(10));
+            std::fs::read_to_string(format!("/proc/{pid}/stat")).is_ok_and(|s| s.contains(") Z "))
+        });
+        let info = LockInfo { pid, ..lock_info("test").unwrap() };
+        if zombie {
+            assert!(holder_is_dead(&info));
+        }
+        child.wait().unwrap();
+        assert!(holder_is_dead(&info) || !Path::new("/proc/self").exists());
     }
 }
