@@ -14,6 +14,7 @@ pub mod features;
 mod fsio;
 pub mod pipeline;
 pub mod registry;
+pub mod serve;
 pub mod state;
 pub mod targets;
 pub mod train;
