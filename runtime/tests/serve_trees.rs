@@ -293,10 +293,11 @@ fn train_json(objective: &str, rounds: u32, params: Value, data: &TrainingSet) -
 #[test]
 fn binary_logistic_with_categories_and_missing_values_is_exact() {
     let data = set(500, 1, binary);
-    // Partition-based categorical splits (max_cat_to_onehot 1) and one-hot ones (the default).
+    // Partition-based categorical splits (a set of categories goes right) and one-hot ones (a
+    // single category goes right; XGBoost uses them below max_cat_to_onehot categories).
     for (what, params) in [
         ("partition", json!({"max_depth": 5, "eta": 0.3, "max_cat_to_onehot": 1})),
-        ("one-hot", json!({"max_depth": 4, "eta": 0.3})),
+        ("one-hot", json!({"max_depth": 4, "eta": 0.3, "max_cat_to_onehot": 64})),
     ] {
         let m = train_json("binary:logistic", 40, params, &data);
         let (cat, wide, _) = shape(&m);
