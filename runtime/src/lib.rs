@@ -15,6 +15,7 @@ mod fsio;
 pub mod pipeline;
 pub mod registry;
 pub mod rollout;
+pub mod serve;
 pub mod state;
 pub mod targets;
 pub mod train;

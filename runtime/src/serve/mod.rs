@@ -1,0 +1,3 @@
+//! HTTP serving (being built).
+
+pub mod trees;
