@@ -3,7 +3,7 @@
 //!
 //! ```text
 //! data (sources → Arrow batches) ─▶ features (offline + online store, point-in-time joins)
-//!   ─▶ train (XGBoost) ─▶ registry (versioned models)
+//!   ─▶ train (XGBoost) ─▶ registry (versioned models) ─▶ serve (HTTP, metrics, prediction log)
 //! ```
 #![warn(missing_docs)]
 
@@ -14,6 +14,7 @@ pub mod features;
 mod fsio;
 pub mod pipeline;
 pub mod registry;
+pub mod serve;
 pub mod state;
 pub mod targets;
 pub mod train;
