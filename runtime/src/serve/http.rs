@@ -148,13 +148,20 @@ pub struct AppState {
     metrics: Arc<Metrics>,
     logger: Option<PredictionLogger>,
     draining: Arc<AtomicBool>,
+    cut: Arc<tokio::sync::watch::Sender<bool>>,
 }
 
 impl AppState {
     /// State over `endpoints`, logging predictions through `logger` when given.
     pub fn new(endpoints: Arc<Endpoints>, logger: Option<PredictionLogger>) -> AppState {
         let metrics = endpoints.metrics().clone();
-        AppState { endpoints, metrics, logger, draining: Arc::new(AtomicBool::new(false)) }
+        let (cut, _) = tokio::sync::watch::channel(false);
+        AppState { endpoints, metrics, logger, draining: Arc::new(AtomicBool::new(false)), cut: Arc::new(cut) }
+    }
+
+    /// Answers every request still running 503 at once (the drain deadline passed).
+    pub fn cut_requests(&self) {
+        self.cut.send_replace(true);
     }
 
     /// Set while the server drains: readiness turns 503 so balancers stop sending.
@@ -190,7 +197,7 @@ pub fn router_with(state: AppState) -> Router {
 }
 
 fn with_layers(routes: Router<AppState>, state: AppState) -> Router {
-    routes.layer(axum::middleware::from_fn_with_state(state.metrics.clone(), track)).with_state(state)
+    routes.layer(axum::middleware::from_fn_with_state(state.clone(), track)).with_state(state)
 }
 
 struct InFlight(prometheus_client::metrics::gauge::Gauge);
@@ -201,16 +208,26 @@ impl Drop for InFlight {
     }
 }
 
-/// Counts every request by route and status, and turns a handler panic into a 500.
-async fn track(State(metrics): State<Arc<Metrics>>, req: Request, next: Next) -> Response {
+/// Counts every request by route and status, turns a handler panic into a 500, and answers 503
+/// when the server cuts the requests still running at its drain deadline.
+async fn track(State(s): State<AppState>, req: Request, next: Next) -> Response {
     // `:name` rather than `{name}`: some exposition parsers stumble on braces in label values.
     let route = req
         .extensions()
         .get::<MatchedPath>()
         .map_or_else(|| "unmatched".to_string(), |m| m.as_str().replace('{', ":").replace('}', ""));
+    let metrics = &s.metrics;
     metrics.http_in_flight.inc();
     let _in_flight = InFlight(metrics.http_in_flight.clone());
-    let resp = match AssertUnwindSafe(next.run(req)).catch_unwind().await {
+    let mut cut = s.cut.subscribe();
+    let run = AssertUnwindSafe(next.run(req)).catch_unwind();
+    let outcome = tokio::select! {
+        outcome = run => outcome,
+        _ = cut.wait_for(|cut| *cut) => {
+            Ok(ApiError::Unavailable("the server shut down before this request finished".into()).into_response())
+        }
+    };
+    let resp = match outcome {
         Ok(resp) => resp,
         Err(panic) => {
             metrics.panics.inc();

@@ -91,6 +91,8 @@ impl LoggedValue {
     fn to_json(&self) -> Value {
         match self {
             LoggedValue::Null => Value::Null,
+            // Whole numbers as integers, as clients mostly send them.
+            LoggedValue::Number(x) if x.fract() == 0.0 && x.abs() < 9.0e15 => Value::from(*x as i64),
             LoggedValue::Number(x) => serde_json::Number::from_f64(*x).map_or(Value::Null, Value::Number),
             LoggedValue::Bool(b) => Value::Bool(*b),
             LoggedValue::Text(s) => Value::String(s.to_string()),

@@ -76,8 +76,7 @@ impl Server {
             ),
         };
         let state = AppState::new(endpoints.clone(), log.as_ref().map(PredictionLog::logger));
-        let draining = state.draining().clone();
-        let app = router_with(state);
+        let app = router_with(state.clone());
         let (stop, stopped) = oneshot::channel::<()>();
         // Small answers must not wait for Nagle's algorithm.
         let listener = listener.tap_io(|tcp| {
@@ -91,7 +90,7 @@ impl Server {
                 tracing::error!(error = %e, "the server stopped with an error");
             }
         });
-        Ok(RunningServer { addr: local_addr, endpoints, stop: Some(stop), task, log, draining, options })
+        Ok(RunningServer { addr: local_addr, endpoints, stop: Some(stop), task, log, state, options })
     }
 }
 
@@ -111,7 +110,7 @@ pub struct RunningServer {
     stop: Option<oneshot::Sender<()>>,
     task: JoinHandle<()>,
     log: Option<PredictionLog>,
-    draining: Arc<std::sync::atomic::AtomicBool>,
+    state: AppState,
     options: ServerOptions,
 }
 
@@ -138,9 +137,10 @@ impl RunningServer {
     }
 
     /// Stops accepting connections (readiness turns 503 at once), waits up to the drain
-    /// timeout for requests in flight, then flushes and closes the prediction log.
+    /// timeout for requests in flight — those still running then are answered 503 — and
+    /// flushes and closes the prediction log.
     pub async fn shutdown(mut self) -> ShutdownReport {
-        self.draining.store(true, Ordering::SeqCst);
+        self.state.draining().store(true, Ordering::SeqCst);
         if let Some(stop) = self.stop.take() {
             let _ = stop.send(());
         }
@@ -149,9 +149,13 @@ impl RunningServer {
             Err(_) => {
                 tracing::warn!(
                     timeout = ?self.options.drain_timeout,
-                    "requests still in flight at the drain deadline were cut"
+                    "requests still in flight at the drain deadline are answered 503"
                 );
-                self.task.abort();
+                self.state.cut_requests();
+                // Their connections close once the 503s are written.
+                if tokio::time::timeout(Duration::from_secs(1), &mut self.task).await.is_err() {
+                    self.task.abort();
+                }
                 false
             }
         };
