@@ -745,3 +745,97 @@ fn the_control_plane_api_refuses_invalid_changes_and_reports_snapshots() {
     assert!(!e.remove("fraud"));
     assert!(e.snapshot().is_empty());
 }
+
+/// `entities` requests against the embedded online store itself: a view materialised from
+/// source rows, looked up by account.
+#[tokio::test]
+async fn entities_are_looked_up_in_a_materialised_online_store() {
+    use arrow_array::{ArrayRef, Float64Array, RecordBatch, StringArray, TimestampMicrosecondArray};
+    use arrow_schema::{DataType, Field, Schema, TimeUnit};
+    use mlops_compiler::model::{Column, ColumnType, Feature, FeatureKind, FeatureView, Source, SourceFormat};
+    use mlops_runtime::features::{materialize, FeatureStore};
+    use mlops_runtime::serve::OnlineStoreFeatures;
+
+    let dir = tempfile::tempdir().unwrap();
+    let store = FeatureStore::open(dir.path()).unwrap();
+    let col = |name: &str, ty| Column { name: name.into(), ty, nullable: true };
+    let source = Source {
+        format: SourceFormat::Csv,
+        path: Some("events.csv".into()),
+        connection: None,
+        connection_env: None,
+        table: None,
+        query: None,
+        timestamp: Some("ts".into()),
+        delimiter: ",".into(),
+        header: true,
+        columns: vec![
+            col("account_id", ColumnType::String),
+            col("ts", ColumnType::Timestamp),
+            col("amount", ColumnType::Float),
+            col("merchant", ColumnType::Category),
+        ],
+        description: None,
+    };
+    let feature = |name: &str, dtype| Feature {
+        name: name.into(),
+        kind: FeatureKind::Column { column: name.into() },
+        dtype,
+        description: None,
+    };
+    let view = FeatureView {
+        source: "source.events".into(),
+        entities: vec!["entity.account".into()],
+        join_keys: vec!["account_id".into()],
+        ttl: None,
+        online: true,
+        features: vec![feature("amount", ColumnType::Float), feature("merchant", ColumnType::Category)],
+        description: None,
+    };
+    // acct_1's latest row is (180, web); acct_2 has one row (20, store).
+    let rows = [("acct_1", 1, 5.0, "mail"), ("acct_1", 2, 180.0, "web"), ("acct_2", 1, 20.0, "store")];
+    let ts = DataType::Timestamp(TimeUnit::Microsecond, Some("UTC".into()));
+    let schema = Arc::new(Schema::new(vec![
+        Field::new("account_id", DataType::Utf8, false),
+        Field::new("ts", ts, false),
+        Field::new("amount", DataType::Float64, true),
+        Field::new("merchant", DataType::Utf8, true),
+    ]));
+    let columns: Vec<ArrayRef> = vec![
+        Arc::new(StringArray::from_iter_values(rows.iter().map(|r| r.0))),
+        Arc::new(
+            TimestampMicrosecondArray::from_iter_values(rows.iter().map(|r| r.1 * 1_000_000)).with_timezone("UTC"),
+        ),
+        Arc::new(Float64Array::from_iter_values(rows.iter().map(|r| r.2))),
+        Arc::new(StringArray::from_iter_values(rows.iter().map(|r| r.3))),
+    ];
+    let batch = RecordBatch::try_new(schema, columns).unwrap();
+    materialize(&store, "feature_view.activity", &view, &source, [Ok::<_, std::io::Error>(batch)], "fp").unwrap();
+
+    let online = store.online("feature_view.activity").unwrap();
+    let features = OnlineStoreFeatures::new(vec![(online, view.join_keys.clone())]).unwrap();
+    let settings = EndpointSettings { features: Some(Arc::new(features)), ..EndpointSettings::default() };
+    let e = fraud_endpoints(settings);
+    let app = router(e.clone(), None);
+    let r = post(
+        &app,
+        PREDICT,
+        &json!({ "entities": [
+            { "account_id": "acct_1", "n_items": 3, "is_new": true },
+            { "account_id": "acct_2", "n_items": 1, "is_new": false },
+            { "account_id": "acct_9", "n_items": 1, "is_new": false },
+        ] }),
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+    let s: Vec<f32> = r.body["predictions"].as_array().unwrap().iter().map(score).collect();
+    assert_eq!(
+        s,
+        vec![
+            direct_score(&[180.0, 3.0, 1.0, 3.0]),
+            direct_score(&[20.0, 1.0, 0.0, 2.0]),
+            direct_score(&[f32::NAN, 1.0, 0.0, f32::NAN]),
+        ]
+    );
+    assert!(e.metrics().encode_text().contains(r#"mlops_online_entity_misses_total{endpoint="fraud"} 1"#));
+}
