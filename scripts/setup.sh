@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Installs what mlops needs to build and test on a fresh Debian/Ubuntu machine with a Rust
 # toolchain: a C compiler and pkg-config for -sys crates, Python for the reference checks,
-# PostgreSQL's server binaries (the data-source tests start a throwaway server from them), and
-# XGBoost's native library with the Python package used by the interop tests.
+# PostgreSQL's server binaries (the data-source tests start a throwaway server from them),
+# Prometheus (the serving tests start one to scrape the server), and XGBoost's native library
+# with the Python package used by the interop tests.
 # Safe to run again; it only installs what is missing.
 set -euo pipefail
 
@@ -12,6 +13,7 @@ for pkg in gcc pkg-config python3; do
 done
 # Debian puts the server in /usr/lib/postgresql/<version>/bin, outside PATH.
 compgen -G '/usr/lib/postgresql/*/bin/initdb' >/dev/null || need+=(postgresql)
+[ -x /usr/bin/prometheus ] || need+=(prometheus)
 if [ ${#need[@]} -gt 0 ]; then
   SUDO=""
   [ "$(id -u)" -ne 0 ] && SUDO="sudo"

@@ -3,7 +3,7 @@
 //!
 //! ```text
 //! data (sources → Arrow batches) ─▶ features (offline + online store, point-in-time joins)
-//!   ─▶ train (XGBoost) ─▶ registry (versioned models)
+//!   ─▶ train (XGBoost) ─▶ registry (versioned models) ─▶ serve (HTTP, metrics, prediction log)
 //! ```
 #![warn(missing_docs)]
 
