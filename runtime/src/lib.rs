@@ -14,7 +14,6 @@ pub mod features;
 mod fsio;
 pub mod pipeline;
 pub mod registry;
-pub mod rollout;
 pub mod serve;
 pub mod state;
 pub mod targets;

