@@ -143,7 +143,10 @@ impl Target for LocalTarget {
                 let v = &outcome.version;
                 produced.insert("version".into(), json!(v.version));
                 produced.insert("metrics".into(), json!(v.metrics));
-                produced.insert("model_uri".into(), json!(v.model_path.display().to_string()));
+                // Absolute, so the value does not depend on how the directory was named on the
+                // command line (`.`, `./x`, a full path).
+                let path = std::fs::canonicalize(&v.model_path).unwrap_or_else(|_| v.model_path.clone());
+                produced.insert("model_uri".into(), json!(path.display().to_string()));
                 produced.insert("_data_hash".into(), json!(v.data_hash));
                 produced.insert("_reused".into(), json!(outcome.reused));
             }
