@@ -299,3 +299,24 @@ fn an_agent_killed_is_found_drifted_and_apply_restarts_it() {
     assert_eq!((code, body["model_version"].as_u64()), (200, Some(1)), "{body}");
     assert!(ok(&dir, &["plan"]).contains("Plan: 2 to create, 0 to update"));
 }
+
+#[test]
+fn a_candidate_that_trips_its_rollback_rule_is_rolled_back_automatically() {
+    let tree = fraud_tree("serve-auto-rollback");
+    let dir = fraud_dir(&tree);
+    ok(&dir, &["apply", "--auto-approve"]);
+    short_canary_and_new_model(&tree);
+    // Every answer takes more than 0 s: the candidate's median latency trips the rule.
+    let module = tree.path().join("modules/tabular-classifier/main.mlops.hcl");
+    edit(&module, "metric = \"error_rate\"", "metric = \"latency_p50\"");
+    edit(&module, "above  = 0.02", "above  = 0\n      min_requests = 20");
+    ok(&dir, &["apply", "--auto-approve"]);
+    let load = Load::start(&fraud_address(&tree), 2);
+    let rolled_back = wait_until(30, || weights(&dir) == [(1, 100.0)]);
+    let (sent, answered, failures) = load.finish();
+    let shown = ok(&dir, &["status"]);
+    assert!(rolled_back, "{shown}");
+    assert_eq!(sent, answered, "{failures:?}");
+    assert!(shown.contains("rollout: version 2 rolled back: latency_p50 "), "{shown}");
+    assert!(shown.contains("> 0 over ") && shown.contains(" requests at 10%"), "{shown}");
+}

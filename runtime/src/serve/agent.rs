@@ -56,12 +56,15 @@ struct Managed {
     stable: Option<u32>,
     /// The last rollout (finished or not).
     rollout: Option<Rollout>,
-    /// The candidate's counters when its step began: (requests, 5xx).
+    /// The candidate's counters when its step began: (requests, 5xx, latency histogram).
     #[serde(skip)]
-    base: (u64, u64),
+    base: Counters,
     #[serde(skip)]
     models: BTreeMap<u32, Arc<ServingModel>>,
 }
+
+/// A version's counters at one moment: requests, 5xx answers, cumulative latency histogram.
+type Counters = (u64, u64, Vec<(f64, u64)>);
 
 #[derive(Debug, Default, Serialize, Deserialize)]
 struct Persisted {
@@ -179,22 +182,31 @@ impl Control {
         Ok(())
     }
 
-    fn counters(&self, name: &str, version: u32) -> (u64, u64) {
-        self.endpoints
+    fn counters(&self, name: &str, version: u32) -> Counters {
+        let (requests, errors) = self
+            .endpoints
             .snapshot()
             .into_iter()
             .find(|e| e.name == name)
             .and_then(|e| e.versions.into_iter().find(|v| v.version == version))
-            .map_or((0, 0), |v| (v.requests, v.server_errors))
+            .map_or((0, 0), |v| (v.requests, v.server_errors));
+        (requests, errors, self.endpoints.latency(name, version).unwrap_or_default())
     }
 
+    /// What the candidate did since its step began.
     fn window(&self, name: &str, m: &Managed) -> Window {
         let Some(r) = &m.rollout else { return Window::default() };
-        let (requests, errors) = self.counters(name, r.candidate);
+        let (requests, errors, latency) = self.counters(name, r.candidate);
+        let latency = latency
+            .iter()
+            .enumerate()
+            .map(|(i, (bound, n))| (*bound, n.saturating_sub(m.base.2.get(i).map_or(0, |b| b.1))))
+            .collect();
         Window {
             requests: requests.saturating_sub(m.base.0),
             errors: errors.saturating_sub(m.base.1),
-            ..Window::default()
+            latency,
+            score_drift: None,
         }
     }
 
@@ -333,7 +345,7 @@ fn deploy(c: &Control, name: &str, existing: Option<Managed>, request: DeployReq
         request: request.clone(),
         stable: None,
         rollout: None,
-        base: (0, 0),
+        base: Counters::default(),
         models: BTreeMap::new(),
     });
     let target = m.rollout.as_ref().filter(|r| !matches!(r.phase, Phase::RolledBack { .. })).map(|r| r.candidate);
@@ -415,15 +427,11 @@ async fn drive(c: &Shared) {
     let names: Vec<String> = state.endpoints.keys().cloned().collect();
     for name in names {
         let Some(m) = state.endpoints.get_mut(&name) else { continue };
-        let Some(r) = m.rollout.as_mut().filter(|r| !r.finished()) else { continue };
-        let window = {
-            let (requests, errors) = c.counters(&name, r.candidate);
-            Window {
-                requests: requests.saturating_sub(m.base.0),
-                errors: errors.saturating_sub(m.base.1),
-                ..Window::default()
-            }
-        };
+        if m.rollout.as_ref().is_none_or(Rollout::finished) {
+            continue;
+        }
+        let window = c.window(&name, m);
+        let Some(r) = m.rollout.as_mut() else { continue };
         let decision = r.evaluate(now, &window);
         if decision == Decision::Hold {
             continue;
