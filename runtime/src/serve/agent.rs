@@ -80,6 +80,13 @@ struct Control {
     address: String,
 }
 
+/// One line to the agent's standard error (`agent.log` when apply started it): what it did to
+/// the endpoints, stamped with the time.
+fn log(line: &str) {
+    let secs = now_ms() / 1000;
+    eprintln!("{} mlops agent: {line}", crate::state::rfc3339(secs));
+}
+
 fn now_ms() -> u64 {
     SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_millis() as u64)
 }
@@ -223,19 +230,19 @@ impl Control {
                 }
                 self.endpoints.set_weights(name, &w).map_err(|e| e.to_string())?;
                 m.base = self.counters(name, r.candidate);
-                tracing::info!(endpoint = name, version = r.candidate, percent = pct, "canary step");
+                log(&format!("{name}: version {} takes {pct}% of traffic", r.candidate));
             }
             Decision::Promote => {
                 if let Some(r) = &m.rollout {
                     m.stable = Some(r.candidate);
-                    tracing::info!(endpoint = name, version = r.candidate, "promoted");
+                    log(&format!("{name}: version {} promoted", r.candidate));
                 }
                 self.publish(name, m)?;
             }
             Decision::Rollback { reason } => {
                 if let Some(r) = &m.rollout {
                     m.stable = r.previous.or(m.stable);
-                    tracing::warn!(endpoint = name, version = r.candidate, reason = %reason, "rolled back");
+                    log(&format!("{name}: version {} rolled back: {reason}", r.candidate));
                 }
                 self.publish(name, m)?;
             }
@@ -248,10 +255,10 @@ impl Control {
         match serde_json::to_string_pretty(state) {
             Ok(text) => {
                 if let Err(e) = write_atomic(&path, &text, 0o600) {
-                    tracing::error!(error = %e, path = %path.display(), "cannot persist the endpoints");
+                    log(&format!("error: cannot persist the endpoints to {}: {e}", path.display()));
                 }
             }
-            Err(e) => tracing::error!(error = %e, "cannot serialise the endpoints"),
+            Err(e) => log(&format!("error: cannot serialise the endpoints: {e}")),
         }
     }
 
@@ -327,6 +334,10 @@ async fn put_endpoint(
     };
     match result {
         Ok(Ok(m)) => {
+            log(&format!(
+                "{name}: deployed; {}",
+                m.rollout.as_ref().map_or_else(String::new, |r| r.describe(now_ms(), &Window::default()))
+            ));
             state.endpoints.insert(name.clone(), m);
             c.persist(&state).await;
             let report = c.status(&state);
@@ -438,7 +449,7 @@ async fn drive(c: &Shared) {
         }
         changed = true;
         if let Err(e) = c.apply(&name, m, decision) {
-            tracing::error!(endpoint = %name, error = %e, "cannot apply the rollout decision");
+            log(&format!("error: {name}: cannot apply the rollout decision: {e}"));
         }
     }
     if changed {
@@ -481,7 +492,7 @@ pub async fn run(options: AgentOptions, shutdown: impl std::future::Future<Outpu
                     Ok(()) => {
                         out.insert(name, m);
                     }
-                    Err(e) => tracing::error!(endpoint = %name, error = %e, "cannot restore the endpoint"),
+                    Err(e) => log(&format!("error: {name}: cannot restore the endpoint: {e}")),
                 }
             }
             out
@@ -507,8 +518,7 @@ pub async fn run(options: AgentOptions, shutdown: impl std::future::Future<Outpu
     let file = AgentFile { pid: std::process::id(), address: server.local_addr().to_string(), token };
     let text = serde_json::to_string_pretty(&file).map_err(|e| AgentError(e.to_string()))?;
     write_atomic(&agent_file(&options.data_dir), &text, 0o600).map_err(|e| AgentError(e.to_string()))?;
-    tracing::info!(address = %server.local_addr(), "serving agent listening");
-    eprintln!("mlops agent listening on {} (pid {})", server.local_addr(), std::process::id());
+    log(&format!("listening on {} (pid {})", server.local_addr(), std::process::id()));
 
     let driver = {
         let c = control.clone();
@@ -521,12 +531,12 @@ pub async fn run(options: AgentOptions, shutdown: impl std::future::Future<Outpu
         })
     };
     shutdown.await;
-    eprintln!("mlops agent shutting down: draining requests");
+    log("shutting down: draining requests");
     driver.abort();
     let _ = std::fs::remove_file(agent_file(&options.data_dir));
     let report = server.shutdown().await;
     control.persist(&*control.state.lock().await).await;
-    eprintln!("mlops agent stopped (drained: {})", report.drained);
+    log(&format!("stopped (every request drained: {})", report.drained));
     Ok(())
 }
 

@@ -315,7 +315,10 @@ impl Target for LocalTarget {
                     return update("the serving agent is not running".into());
                 };
                 let name = control::endpoint_name(address);
-                let status = agent.status().map_err(TargetError::from_display)?;
+                let status = match agent.status() {
+                    Ok(s) => s,
+                    Err(e) => return update(format!("the serving agent does not answer: {e}")),
+                };
                 let recorded = prior.produced.get("version").and_then(Value::as_u64);
                 match status.endpoints.iter().find(|e| e.name == name) {
                     None => update(format!("the serving agent does not serve endpoint `{name}`")),
