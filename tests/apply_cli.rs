@@ -1,6 +1,7 @@
 //! `mlops apply`, `destroy`, `refresh`, `output` and `state rm` through the binary, on the fraud
 //! example with its real data: real feature materialisation, real XGBoost training, a real
-//! local state. (Crash safety and lock contention have their own files.)
+//! local state, a real serving agent. (Crash safety and lock contention have their own files;
+//! serving has `serve_cli.rs`.)
 
 mod common;
 
@@ -11,9 +12,10 @@ use std::process::Output;
 
 const JOB: &str = "module.fraud.training_job.model";
 const VIEW: &str = "feature_view.account_activity";
-const APPLIED: [&str; 5] = ["entity.account", VIEW, JOB, "source.chargebacks", "source.transactions"];
-/// What the local target cannot run yet (serving and monitoring): planned, never applied.
-const NOT_YET: &str = "Plan: 3 to create, 0 to update, 0 to replace, 0 to destroy.";
+const ENDPOINT: &str = "module.fraud.endpoint.api";
+const APPLIED: [&str; 6] = ["entity.account", VIEW, ENDPOINT, JOB, "source.chargebacks", "source.transactions"];
+/// What the local target cannot run yet (monitoring): planned, never applied.
+const NOT_YET: &str = "Plan: 2 to create, 0 to update, 0 to replace, 0 to destroy.";
 
 #[track_caller]
 fn run(dir: &Path, args: &[&str]) -> Output {
@@ -70,8 +72,8 @@ fn apply_runs_the_fraud_example_end_to_end_and_converges() {
     assert!(text.contains("source.transactions: Creation complete after"), "{text}");
     assert!(text.contains("rows=19904"), "{text}");
     assert!(text.contains(&format!("{JOB}: Creation complete after")), "{text}");
-    assert!(text.contains("Apply complete! Resources: 5 created, 0 updated, 0 replaced, 0 destroyed"), "{text}");
-    assert!(text.contains("module.fraud.endpoint.api: not applied: the local target does not run endpoint"), "{text}");
+    assert!(text.contains("Apply complete! Resources: 6 created, 0 updated, 0 replaced, 0 destroyed"), "{text}");
+    assert!(text.contains(&format!("{ENDPOINT}: Creation complete after")), "{text}");
     assert!(text.contains("monitor.fraud_health: not applied"), "{text}");
 
     let listed = ok(&dir, &["state", "list"]);
@@ -94,11 +96,9 @@ fn apply_runs_the_fraud_example_end_to_end_and_converges() {
     assert!(again.contains("Resources: 0 created, 0 updated, 0 replaced, 0 destroyed"), "{again}");
     assert_eq!(state(&dir)["serial"], serial, "a no-op apply writes nothing");
 
-    // The output refers to the endpoint, which is not deployed: it says so instead of a value.
-    assert!(ok(&dir, &["output"])
-        .contains("endpoint_url = (not known yet: module.fraud.endpoint.api has not been applied)"));
-    let (_, err) = fails(&dir, &["output", "endpoint_url"]);
-    assert!(err.contains("output `endpoint_url` is not known yet"), "{err}");
+    // The output refers to the endpoint, deployed on the serving agent.
+    let url = format!("http://{}/v1/endpoints/module.fraud.api", common::fraud_address(&tree));
+    assert!(ok(&dir, &["output"]).contains(&format!("endpoint_url = \"{url}\"")));
     let (_, err) = fails(&dir, &["output", "endpoint_ur"]);
     assert!(err.contains("did you mean `endpoint_url`"), "{err}");
 }
@@ -199,7 +199,7 @@ fn saved_plans_are_applied_as_reviewed_or_refused_when_stale() {
     ok(&dir, &["plan", "--out", saved]);
     // No prompt: the saved plan is what was reviewed.
     let text = ok(&dir, &["apply", saved]);
-    assert!(text.contains("Apply complete! Resources: 5 created"), "{text}");
+    assert!(text.contains("Apply complete! Resources: 6 created"), "{text}");
 
     // The configuration moved since the plan was saved.
     let second = tree.path().join("second.plan.json");
@@ -262,7 +262,7 @@ fn a_failing_source_stops_its_dependents_and_the_next_apply_converges() {
 
     std::fs::write(&csv, good).unwrap();
     let text = ok(&dir, &["apply", "--auto-approve"]);
-    assert!(text.contains("Resources: 3 created"), "{text}");
+    assert!(text.contains("Resources: 4 created"), "{text}");
     assert_eq!(plan_summary(&dir), NOT_YET);
 }
 
@@ -277,9 +277,9 @@ fn destroy_removes_what_apply_made_but_never_the_users_data() {
     assert!(offline.is_dir());
 
     let plan = ok(&dir, &["plan", "--destroy"]);
-    assert!(plan.contains("Plan: 0 to create, 0 to update, 0 to replace, 5 to destroy."), "{plan}");
+    assert!(plan.contains("Plan: 0 to create, 0 to update, 0 to replace, 6 to destroy."), "{plan}");
     let text = ok(&dir, &["destroy", "--auto-approve"]);
-    assert!(text.contains("Resources: 0 created, 0 updated, 0 replaced, 5 destroyed"), "{text}");
+    assert!(text.contains("Resources: 0 created, 0 updated, 0 replaced, 6 destroyed"), "{text}");
     // Dependents go first.
     let order: Vec<&str> = text.lines().filter_map(|l| l.strip_suffix(": Destroying...")).collect();
     let pos = |a: &str| order.iter().position(|o| *o == a).unwrap();
@@ -301,12 +301,12 @@ fn state_rm_forgets_a_resource_without_touching_it() {
     ok(&dir, &["apply", "--auto-approve"]);
     let (_, err) = fails(&dir, &["state", "rm", "source.transaction"]);
     assert!(err.contains("`source.transaction` is not in the state (did you mean `source.transactions`?)"), "{err}");
-    assert_eq!(ok(&dir, &["state", "list"]).lines().count(), 5, "a refused rm removes nothing");
+    assert_eq!(ok(&dir, &["state", "list"]).lines().count(), 6, "a refused rm removes nothing");
 
     let text = ok(&dir, &["state", "rm", "source.chargebacks", "entity.account"]);
     assert!(text.contains("Removed source.chargebacks from the state"), "{text}");
-    assert_eq!(ok(&dir, &["state", "list"]).lines().count(), 3);
-    assert!(plan_summary(&dir).starts_with("Plan: 5 to create"), "{}", plan_summary(&dir));
+    assert_eq!(ok(&dir, &["state", "list"]).lines().count(), 4);
+    assert!(plan_summary(&dir).starts_with("Plan: 4 to create"), "{}", plan_summary(&dir));
     // Adopting them again is an apply away; the view and model are untouched.
     let text = ok(&dir, &["apply", "--auto-approve"]);
     assert!(text.contains("Resources: 2 created, 0 updated, 0 replaced"), "{text}");
@@ -348,5 +348,5 @@ fn an_interrupt_finishes_what_is_running_records_it_and_releases_the_lock() {
     let listed = ok(&dir, &["state", "list"]);
     assert!(listed.contains(VIEW) && !listed.contains(JOB), "{listed}");
     let text = ok(&dir, &["apply", "--auto-approve"]);
-    assert!(text.contains("Resources: 1 created"), "{text}");
+    assert!(text.contains("Resources: 2 created"), "{text}");
 }

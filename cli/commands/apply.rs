@@ -78,7 +78,7 @@ impl Session {
     fn open(config: ConfigArgs, operation: &str) -> Result<Option<Session>, String> {
         let Some((c, spec)) = config.compile_spec()? else { return Ok(None) };
         let backend = state::open(&config.dir, &c.model.system.backend).map_err(|e| e.to_string())?;
-        let target = targets::open(&config.dir, &spec).map_err(|e| e.to_string())?;
+        let target = targets::open(&config.dir, &spec, super::target_options()).map_err(|e| e.to_string())?;
         let lock = backend.lock(operation).map_err(|e| e.to_string())?;
         let current = backend.read().map_err(|e| e.to_string())?;
         Ok(Some(Session { spec, backend, lock, current, target }))

@@ -1,6 +1,7 @@
 //! The subcommands, one module each, and what they share: how a configuration is loaded (with
 //! variables from `-var`, `-var-file` and `MLOPS_VAR_*`) and how diagnostics are printed.
 
+mod agent;
 mod apply;
 mod compile;
 mod diff;
@@ -68,6 +69,12 @@ enum Command {
     State(state::StateCmd),
     /// Remove a lock left by a crashed run.
     ForceUnlock(state::ForceUnlock),
+    /// Run the serving agent in the foreground (apply starts one when needed).
+    Agent(agent::AgentCmd),
+    /// Show the endpoints the serving agent serves: versions, traffic, rollouts.
+    Status(agent::Status),
+    /// Roll an endpoint back to its previous version at once.
+    Rollback(agent::Rollback),
 }
 
 impl Cli {
@@ -91,6 +98,9 @@ impl Cli {
             Command::Show(c) => c.run(),
             Command::State(c) => c.run(),
             Command::ForceUnlock(c) => c.run(),
+            Command::Agent(c) => c.run(),
+            Command::Status(c) => c.run(),
+            Command::Rollback(c) => c.run(),
         }
     }
 }
@@ -121,6 +131,12 @@ pub fn normalize_args(args: impl Iterator<Item = std::ffi::OsString>) -> Vec<std
         }
     })
     .collect()
+}
+
+/// What targets get from the CLI: the path of this executable (the local target runs it as
+/// `mlops agent`).
+pub fn target_options() -> mlops_runtime::targets::TargetOptions {
+    mlops_runtime::targets::TargetOptions { mlops_exe: std::env::current_exe().ok() }
 }
 
 /// Where the configuration is and which variables it gets.

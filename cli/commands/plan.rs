@@ -68,7 +68,7 @@ impl PlanCmd {
         let mut current = backend.read().map_err(|e| e.to_string())?;
         // Refresh reads the world, never writes the state; a target that cannot run here (the
         // kubernetes one, for now) has nothing to compare.
-        let target = targets::open(&self.config.dir, &spec).ok();
+        let target = targets::open(&self.config.dir, &spec, super::target_options()).ok();
         if let (Some(s), Some(target), true) = (current.as_mut(), &target, self.refresh || self.refresh_only) {
             let drift = apply::refresh(s, target.as_ref()).map_err(|e| format!("refresh failed: {e}"))?;
             if self.refresh_only {

@@ -50,7 +50,45 @@ impl TempDir {
 
 impl Drop for TempDir {
     fn drop(&mut self) {
+        // A serving agent apply started for the fraud example must not outlive the test.
+        stop_agent(&self.0.join("examples/fraud-detection/.mlops/data"));
         let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+/// A free TCP port on 127.0.0.1 (free when asked; the OS does not hand it out again soon).
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+/// Is process `pid` alive (and not a zombie)?
+pub fn pid_alive(pid: u64) -> bool {
+    std::fs::read_to_string(format!("/proc/{pid}/stat"))
+        .is_ok_and(|s| !s.rsplit_once(')').is_some_and(|(_, rest)| rest.trim_start().starts_with('Z')))
+}
+
+/// The pid in `<data_dir>/agent/agent.json`, if any.
+pub fn agent_pid(data_dir: &Path) -> Option<u64> {
+    let text = std::fs::read_to_string(data_dir.join("agent/agent.json")).ok()?;
+    serde_json::from_str::<serde_json::Value>(&text).ok()?["pid"].as_u64()
+}
+
+/// Stops the serving agent of `data_dir` if one runs: SIGTERM, then SIGKILL after 5 s.
+pub fn stop_agent(data_dir: &Path) {
+    let Some(pid) = agent_pid(data_dir) else { return };
+    let kill = |sig: &str| {
+        let _ = std::process::Command::new("kill")
+            .args([sig, &pid.to_string()])
+            .stderr(std::process::Stdio::null())
+            .status();
+    };
+    kill("-TERM");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    while pid_alive(pid) && std::time::Instant::now() < deadline {
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    if pid_alive(pid) {
+        kill("-KILL");
     }
 }
 
@@ -66,6 +104,8 @@ pub fn stderr(out: &std::process::Output) -> String {
 
 /// A temporary tree holding the fraud example (configuration and data) and the module it uses,
 /// laid out as in the repository; the configuration directory is `examples/fraud-detection`.
+/// Its serving agent listens on a free port (see [`fraud_address`]) and is stopped when the
+/// tree is dropped.
 pub fn fraud_tree(tag: &str) -> TempDir {
     let dir = TempDir::new(tag);
     for from in ["examples/fraud-detection", "examples/fraud-detection/data", "modules/tabular-classifier"] {
@@ -79,7 +119,19 @@ pub fn fraud_tree(tag: &str) -> TempDir {
             }
         }
     }
+    let main = dir.path().join("examples/fraud-detection/main.mlops.hcl");
+    let text = std::fs::read_to_string(&main).unwrap();
+    assert!(text.contains("address = \"127.0.0.1:8080\""));
+    let text = text.replacen("127.0.0.1:8080", &format!("127.0.0.1:{}", free_port()), 1);
+    std::fs::write(&main, text).unwrap();
     dir
+}
+
+/// The serving agent's address of a [`fraud_tree`] (`127.0.0.1:PORT`).
+pub fn fraud_address(tree: &TempDir) -> String {
+    let text = std::fs::read_to_string(tree.path().join("examples/fraud-detection/main.mlops.hcl")).unwrap();
+    let at = text.find("address = \"").unwrap() + "address = \"".len();
+    text[at..].split('"').next().unwrap().to_string()
 }
 
 /// The configuration directory inside a [`fraud_tree`].

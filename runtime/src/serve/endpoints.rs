@@ -177,6 +177,39 @@ pub(crate) struct VersionStats {
     pub requests: AtomicU64,
     pub client_errors: AtomicU64,
     pub server_errors: AtomicU64,
+    /// Answer times: counts per [`LATENCY_BOUNDS`] bucket (not cumulative), the last one open.
+    pub latency: [AtomicU64; LATENCY_BUCKETS],
+}
+
+const LATENCY_BUCKETS: usize = 18;
+
+/// Upper bounds of the latency buckets kept per version (seconds): 0.25 ms … ~16 s, doubling,
+/// as the exported histogram.
+fn latency_bound(i: usize) -> f64 {
+    if i + 1 >= LATENCY_BUCKETS {
+        f64::INFINITY
+    } else {
+        0.000_25 * f64::from(1u32 << i)
+    }
+}
+
+impl VersionStats {
+    /// Records one answer's time.
+    pub fn observe_latency(&self, seconds: f64) {
+        let i = (0..LATENCY_BUCKETS).find(|i| seconds <= latency_bound(*i)).unwrap_or(LATENCY_BUCKETS - 1);
+        self.latency[i].fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// The cumulative latency histogram: (upper bound in seconds, answers at most that slow).
+    pub fn latency_histogram(&self) -> Vec<(f64, u64)> {
+        let mut total = 0;
+        (0..LATENCY_BUCKETS)
+            .map(|i| {
+                total += self.latency[i].load(Ordering::Relaxed);
+                (latency_bound(i), total)
+            })
+            .collect()
+    }
 }
 
 /// An endpoint's request count and its versions' counts.
@@ -459,6 +492,12 @@ impl Endpoints {
         removed.is_some()
     }
 
+    /// The cumulative latency histogram of `version` on endpoint `name` since it was first
+    /// deployed there: (upper bound in seconds, answers), the last bound infinite.
+    pub fn latency(&self, name: &str, version: u32) -> Option<Vec<(f64, u64)>> {
+        read(&self.stats).get(name).and_then(|(_, v)| v.get(&version)).map(|s| s.latency_histogram())
+    }
+
     /// Every endpoint: versions, weights and request counts, sorted by name.
     pub fn snapshot(&self) -> Vec<EndpointSnapshot> {
         let table: BTreeMap<String, Arc<Deployment>> =
@@ -482,5 +521,25 @@ impl Endpoints {
                     .collect(),
             })
             .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn latency_histograms_are_cumulative_with_an_open_last_bucket() {
+        let s = VersionStats::default();
+        for seconds in [0.0001, 0.001, 0.001, 100.0] {
+            s.observe_latency(seconds);
+        }
+        let h = s.latency_histogram();
+        assert_eq!(h.len(), LATENCY_BUCKETS);
+        assert_eq!(h[0], (0.000_25, 1));
+        assert_eq!(h[2], (0.001, 3));
+        assert_eq!(h[LATENCY_BUCKETS - 2].1, 3);
+        assert_eq!(h[LATENCY_BUCKETS - 1], (f64::INFINITY, 4));
+        assert!((crate::serve::rollout::quantile(0.5, &h).unwrap() - 0.000_75).abs() < 1e-4);
     }
 }

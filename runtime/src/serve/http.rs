@@ -408,7 +408,9 @@ where
         } else if resp.status().is_server_error() {
             r.stats.server_errors.fetch_add(1, Ordering::Relaxed);
         }
-        r.metrics.latency.observe(start.elapsed().as_secs_f64());
+        let seconds = start.elapsed().as_secs_f64();
+        r.stats.observe_latency(seconds);
+        r.metrics.latency.observe(seconds);
     }
     s.metrics
         .endpoint_requests

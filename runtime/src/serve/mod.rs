@@ -10,6 +10,8 @@
 //!                                                    └─▶ metrics ─▶ /metrics   └─▶ predlog ─▶ JSON lines
 //! ```
 
+pub mod agent;
+pub mod control;
 pub mod endpoints;
 pub mod http;
 pub mod metrics;

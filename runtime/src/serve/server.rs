@@ -46,11 +46,14 @@ pub struct ServerOptions {
     pub prediction_log: Option<PredictionLogOptions>,
     /// How long [`RunningServer::shutdown`] waits for requests in flight.
     pub drain_timeout: Duration,
+    /// More routes served on the same listener (the agent's control API), outside the data
+    /// plane's metrics and fallback.
+    pub control: Option<axum::Router>,
 }
 
 impl Default for ServerOptions {
     fn default() -> Self {
-        ServerOptions { prediction_log: None, drain_timeout: Duration::from_secs(30) }
+        ServerOptions { prediction_log: None, drain_timeout: Duration::from_secs(30), control: None }
     }
 }
 
@@ -76,7 +79,10 @@ impl Server {
             ),
         };
         let state = AppState::new(endpoints.clone(), log.as_ref().map(PredictionLog::logger));
-        let app = router_with(state.clone());
+        let app = match &options.control {
+            Some(control) => control.clone().merge(router_with(state.clone())),
+            None => router_with(state.clone()),
+        };
         let (stop, stopped) = oneshot::channel::<()>();
         // Small answers must not wait for Nagle's algorithm.
         let listener = listener.tap_io(|tcp| {

@@ -7,25 +7,31 @@
 //! | entity | nothing to run: recorded | nothing | — |
 //! | feature_view | materialises (incrementally; from scratch when its definition changed) | removes its offline and online store | store missing, or source data newer than it |
 //! | training_job | create/replace: builds the training set, trains (or reuses an identical registered version), promotes it if it passes its gates; update (gates, resources …): judges the current version by the new gates; records `version`, `metrics`, `model_uri` | archives its versions (the files stay for audit) | version or model file missing or altered |
+//! | endpoint | starts the serving agent ([`crate::serve::agent`]) when none runs, then deploys the job's production version to it (a rollout over the version live); records `url` and `version` | removes it from the agent, and stops the agent when it serves nothing more | agent not running, endpoint missing or rolling out another version |
 //!
-//! Endpoints, monitors and retrain policies need the serving process, which this target does
-//! not run yet: [`Target::supports`] says so, and apply leaves them planned.
+//! An endpoint's name in URLs is its address without the `endpoint.` segment
+//! (`module.fraud.endpoint.api` → `module.fraud.api`): `http://ADDRESS/v1/endpoints/NAME/predict`.
+//!
+//! Monitors and retrain policies need the monitoring loop, which this target does not run yet:
+//! [`Target::supports`] says so, and apply leaves them planned.
 
 use std::collections::BTreeMap;
-use std::path::Path;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 use arrow_array::{Array, TimestampMicrosecondArray};
-use mlops_compiler::model::{Config, Source};
+use mlops_compiler::model::{Config, Endpoint, Source, Target as TargetConfig};
 use mlops_compiler::plan::Action;
 use mlops_compiler::spec::{ResourceSpec, SystemSpec};
 use mlops_compiler::state::{Drifted, ResourceState};
 use serde_json::{json, Value};
 
-use super::{Produced, Target, TargetError};
+use super::{Produced, Target, TargetError, TargetOptions};
 use crate::data;
 use crate::features::FeatureStore;
 use crate::pipeline::Runtime;
 use crate::registry::{Registry, RegistryError, Status};
+use crate::serve::control::{self, Agent, DeployRequest, OnlineViewRef};
 use crate::train::TrainOptions;
 use crate::workspace::Workspace;
 
@@ -33,13 +39,79 @@ use crate::workspace::Workspace;
 pub struct LocalTarget {
     workspace: Workspace,
     train: TrainOptions,
+    /// The serving agent's listen address.
+    address: String,
+    options: TargetOptions,
 }
 
 impl LocalTarget {
     /// The local target of `spec`, configured in `root`.
-    pub fn new(root: &Path, spec: &SystemSpec) -> LocalTarget {
+    pub fn new(root: &Path, spec: &SystemSpec, options: TargetOptions) -> LocalTarget {
+        let address = match &spec.system.target {
+            TargetConfig::Local { address, .. } => address.clone(),
+            TargetConfig::Kubernetes { .. } => "127.0.0.1:8080".to_string(),
+        };
         // No progress bars: apply prints one line per resource, and resources run in parallel.
-        LocalTarget { workspace: Workspace::new(root, spec), train: TrainOptions { threads: None, progress: false } }
+        LocalTarget {
+            workspace: Workspace::new(root, spec),
+            train: TrainOptions { threads: None, progress: false },
+            address,
+            options,
+        }
+    }
+
+    /// The running agent, started when none runs.
+    fn agent(&self) -> Result<Agent, TargetError> {
+        let exe: PathBuf = self.options.mlops_exe.clone().ok_or_else(|| {
+            TargetError("cannot start the serving agent: the path of the mlops executable is not known".into())
+        })?;
+        control::ensure_agent(&exe, self.root(), &self.workspace.data_dir, &self.address, Duration::from_secs(15))
+            .map_err(TargetError::from_display)
+    }
+
+    fn apply_endpoint(&self, spec: &SystemSpec, address: &str, endpoint: &Endpoint) -> Result<Produced, TargetError> {
+        let registry = self.registry()?;
+        let version = registry
+            .production(&endpoint.model)
+            .map_err(TargetError::from_display)?
+            .ok_or_else(|| TargetError(format!("{} has no version in production to serve", endpoint.model)))?;
+        let online = spec
+            .resources
+            .iter()
+            .find(|r| r.address == endpoint.model)
+            .and_then(|r| match &r.config {
+                Config::TrainingJob(job) => Some(job.features.clone()),
+                _ => None,
+            })
+            .unwrap_or_default()
+            .iter()
+            .filter_map(|view| spec.resources.iter().find(|r| &r.address == view))
+            .filter_map(|r| match &r.config {
+                Config::FeatureView(v) if v.online => {
+                    Some(OnlineViewRef { address: r.address.clone(), join_keys: v.join_keys.clone() })
+                }
+                _ => None,
+            })
+            .collect();
+        let request = DeployRequest {
+            address: address.to_string(),
+            job: endpoint.model.clone(),
+            version: version.version,
+            spec: endpoint.clone(),
+            base_dir: self.root().canonicalize().unwrap_or_else(|_| self.root().to_path_buf()),
+            online,
+        };
+        let body = serde_json::to_string(&request).map_err(TargetError::from_display)?;
+        let name = control::endpoint_name(address);
+        let agent = self.agent()?;
+        let _: Value =
+            agent.call("PUT", &format!("/endpoints/{name}"), Some(&body)).and_then(|a| a.json("deploy")).map_err(
+                |e| TargetError(format!("{e} (agent log: {})", control::agent_log(&self.workspace.data_dir).display())),
+            )?;
+        let mut produced = Produced::new();
+        produced.insert("url".into(), json!(format!("http://{}/v1/endpoints/{name}", agent.file.address)));
+        produced.insert("version".into(), json!(version.version));
+        Ok(produced)
     }
 
     fn store(&self) -> Result<FeatureStore, TargetError> {
@@ -96,8 +168,8 @@ impl Target for LocalTarget {
 
     fn supports(&self, kind: &str) -> Result<(), String> {
         match kind {
-            "source" | "entity" | "feature_view" | "training_job" => Ok(()),
-            "endpoint" | "monitor" | "retrain_policy" => Err(format!(
+            "source" | "entity" | "feature_view" | "training_job" | "endpoint" => Ok(()),
+            "monitor" | "retrain_policy" => Err(format!(
                 "the local target does not run {} resources yet (serving and monitoring are not built); it stays planned",
                 kind.replace('_', " ")
             )),
@@ -150,6 +222,7 @@ impl Target for LocalTarget {
                 produced.insert("_data_hash".into(), json!(v.data_hash));
                 produced.insert("_reused".into(), json!(outcome.reused));
             }
+            Config::Endpoint(endpoint) => return self.apply_endpoint(spec, address, endpoint),
             other => return Err(TargetError(self.supports(other.kind()).err().unwrap_or_default())),
         }
         Ok(produced)
@@ -167,6 +240,18 @@ impl Target for LocalTarget {
                 };
                 for v in versions.iter().filter(|v| v.status != Status::Archived) {
                     registry.archive(address, v.version).map_err(TargetError::from_display)?;
+                }
+                Ok(())
+            }
+            Config::Endpoint(_) => {
+                let Some(agent) = Agent::find(&self.workspace.data_dir) else { return Ok(()) };
+                let name = control::endpoint_name(address);
+                let answer: Value = agent
+                    .call("DELETE", &format!("/endpoints/{name}"), None)
+                    .and_then(|a| a.json("delete"))
+                    .map_err(TargetError::from_display)?;
+                if answer["remaining"].as_u64() == Some(0) {
+                    agent.stop(Duration::from_secs(30));
                 }
                 Ok(())
             }
@@ -226,6 +311,28 @@ impl Target for LocalTarget {
                         }
                         Ok(_) => Ok(None),
                     },
+                }
+            }
+            Config::Endpoint(_) => {
+                let Some(agent) = Agent::find(&self.workspace.data_dir) else {
+                    return update("the serving agent is not running".into());
+                };
+                let name = control::endpoint_name(address);
+                let status = match agent.status() {
+                    Ok(s) => s,
+                    Err(e) => return update(format!("the serving agent does not answer: {e}")),
+                };
+                let recorded = prior.produced.get("version").and_then(Value::as_u64);
+                match status.endpoints.iter().find(|e| e.name == name) {
+                    None => update(format!("the serving agent does not serve endpoint `{name}`")),
+                    Some(e) if Some(u64::from(e.desired_version)) != recorded => {
+                        update(format!("the serving agent serves version {} of it", e.desired_version))
+                    }
+                    Some(e) if !e.rolling_out && e.stable_version != Some(e.desired_version) => update(format!(
+                        "it serves version {} (rolled back)",
+                        e.stable_version.map_or_else(|| "none".to_string(), |v| v.to_string())
+                    )),
+                    Some(_) => Ok(None),
                 }
             }
             _ => Ok(None),

@@ -64,10 +64,18 @@ pub trait Target: Sync {
     ) -> Result<Option<Drifted>, TargetError>;
 }
 
+/// How targets run what they need beyond the runtime library.
+#[derive(Debug, Clone, Default)]
+pub struct TargetOptions {
+    /// The `mlops` executable, which the local target runs as `mlops agent` to serve endpoints
+    /// (`None`: endpoints cannot be applied).
+    pub mlops_exe: Option<std::path::PathBuf>,
+}
+
 /// The target the configuration declares (`mlops { target … }`), for the configuration in `root`.
-pub fn open(root: &Path, spec: &SystemSpec) -> Result<Box<dyn Target>, TargetError> {
+pub fn open(root: &Path, spec: &SystemSpec, options: TargetOptions) -> Result<Box<dyn Target>, TargetError> {
     match &spec.system.target {
-        TargetConfig::Local { .. } => Ok(Box::new(local::LocalTarget::new(root, spec))),
+        TargetConfig::Local { .. } => Ok(Box::new(local::LocalTarget::new(root, spec, options))),
         TargetConfig::Kubernetes { .. } => Err(TargetError(
             "the kubernetes target cannot be applied yet (its manifests are not built); use target \"local\"".into(),
         )),

@@ -1,0 +1,153 @@
+//! `mlops agent [DIR]` (the serving agent, in the foreground), `mlops status [DIR]` and
+//! `mlops rollback endpoint.NAME [DIR]`: the serving control plane from the command line.
+
+use super::{split_dir_and_addresses, ConfigArgs, VarArgs};
+use clap::Args;
+use mlops_compiler::model::Target;
+use mlops_runtime::serve::agent::{self, AgentOptions};
+use mlops_runtime::serve::control::{self, Agent, EndpointStatus};
+use mlops_runtime::workspace::Workspace;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+/// Run the serving agent in the foreground.
+#[derive(Debug, Args)]
+pub struct AgentCmd {
+    #[command(flatten)]
+    config: ConfigArgs,
+    /// Listen here instead of the local target's `address`.
+    #[arg(long)]
+    address: Option<String>,
+    /// Use this data directory instead of the local target's `data_dir`.
+    #[arg(long)]
+    data_dir: Option<PathBuf>,
+}
+
+/// The local target's data directory and address of the configuration.
+fn local(config: &ConfigArgs) -> Result<Option<(PathBuf, String)>, String> {
+    let Some((_, spec)) = config.compile_spec()? else { return Ok(None) };
+    let address = match &spec.system.target {
+        Target::Local { address, .. } => address.clone(),
+        Target::Kubernetes { .. } => return Err("the serving agent runs for the local target only".into()),
+    };
+    Ok(Some((Workspace::new(&config.dir, &spec).data_dir, address)))
+}
+
+impl AgentCmd {
+    pub fn run(self) -> Result<ExitCode, String> {
+        let (data_dir, address) = match (self.data_dir, self.address) {
+            (Some(d), Some(a)) => (d, a),
+            (d, a) => {
+                let Some((data_dir, address)) = local(&self.config)? else { return Ok(ExitCode::from(1)) };
+                (d.unwrap_or(data_dir), a.unwrap_or(address))
+            }
+        };
+        let address = address.parse().map_err(|e| {
+            format!("the agent listens on an IP address and port (`127.0.0.1:8080`), not `{address}`: {e}")
+        })?;
+        if let Some(a) = Agent::find(&data_dir) {
+            return Err(format!(
+                "an agent already serves this data directory (pid {} on {})",
+                a.file.pid, a.file.address
+            ));
+        }
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .enable_all()
+            .build()
+            .map_err(|e| format!("cannot start the async runtime: {e}"))?;
+        runtime
+            .block_on(agent::run(AgentOptions { address, data_dir }, agent::termination()))
+            .map_err(|e| e.to_string())?;
+        Ok(ExitCode::SUCCESS)
+    }
+}
+
+/// Show what the serving agent serves.
+#[derive(Debug, Args)]
+pub struct Status {
+    #[command(flatten)]
+    config: ConfigArgs,
+    /// Print JSON.
+    #[arg(long)]
+    json: bool,
+}
+
+fn print_endpoint(e: &EndpointStatus) {
+    println!(
+        "{}  ({}, model {})  {}  {} requests",
+        e.name,
+        e.address,
+        e.job,
+        if e.healthy { "healthy" } else { "unhealthy" },
+        e.requests
+    );
+    for v in &e.versions {
+        println!(
+            "  version {:<4} {:>6.1}%  {} requests, {} 4xx, {} 5xx",
+            v.version, v.percent, v.requests, v.client_errors, v.server_errors
+        );
+    }
+    if let Some(r) = &e.rollout {
+        println!("  rollout: {r}");
+    }
+}
+
+impl Status {
+    pub fn run(self) -> Result<ExitCode, String> {
+        let Some((data_dir, _)) = local(&self.config)? else { return Ok(ExitCode::from(1)) };
+        let Some(agent) = Agent::find(&data_dir) else {
+            if self.json {
+                println!("null");
+            } else {
+                println!("No agent running (data in {}): `mlops apply` starts one.", data_dir.display());
+            }
+            return Ok(ExitCode::SUCCESS);
+        };
+        let status = agent.status().map_err(|e| e.to_string())?;
+        if self.json {
+            println!("{}", serde_json::to_string_pretty(&status).map_err(|e| e.to_string())?);
+            return Ok(ExitCode::SUCCESS);
+        }
+        println!("Agent pid {} on {}", status.pid, status.address);
+        if status.endpoints.is_empty() {
+            println!("No endpoints.");
+        }
+        for e in &status.endpoints {
+            print_endpoint(e);
+        }
+        Ok(ExitCode::SUCCESS)
+    }
+}
+
+/// Roll an endpoint back to its previous version at once.
+#[derive(Debug, Args)]
+pub struct Rollback {
+    /// The endpoint's address (`endpoint.NAME`, `module.M.endpoint.NAME`) and the configuration
+    /// directory (default: the current one), in any order.
+    #[arg(value_name = "ENDPOINT|DIR", required = true)]
+    targets: Vec<String>,
+    #[command(flatten)]
+    vars: VarArgs,
+}
+
+impl Rollback {
+    pub fn run(self) -> Result<ExitCode, String> {
+        let (config, addresses) = split_dir_and_addresses(&self.targets, &self.vars)?;
+        let [address] = addresses.as_slice() else {
+            return Err("name one endpoint: `mlops rollback endpoint.NAME [DIR]`".into());
+        };
+        if !address.starts_with("endpoint.") && !address.contains(".endpoint.") {
+            return Err(format!("`{address}` is not an endpoint address (`endpoint.NAME`)"));
+        }
+        let Some((data_dir, _)) = local(&config)? else { return Ok(ExitCode::from(1)) };
+        let agent = Agent::find(&data_dir).ok_or("no agent running: nothing to roll back")?;
+        let name = control::endpoint_name(address);
+        let e: EndpointStatus = agent
+            .call("POST", &format!("/endpoints/{name}/rollback"), Some(""))
+            .and_then(|a| a.json("rollback"))
+            .map_err(|e| e.to_string())?;
+        println!("Rolled back {address}.");
+        print_endpoint(&e);
+        Ok(ExitCode::SUCCESS)
+    }
+}

@@ -1,0 +1,554 @@
+//! The serving agent: the long-running local process `mlops apply` deploys endpoints into. In:
+//! the local target's address and data directory. Out: the data plane ([`super::Server`]) and,
+//! on the same listener under `/_mlops/v1/…` (bearer token from `agent.json`), the control API:
+//!
+//! - `PUT /_mlops/v1/endpoints/{name}` ([`DeployRequest`]): loads the version from the
+//!   registry and rolls it out over the version live now ([`Rollout`]; the first is immediate);
+//! - `DELETE /_mlops/v1/endpoints/{name}`; `POST /_mlops/v1/endpoints/{name}/rollback`;
+//! - `GET /_mlops/v1/status` ([`StatusReport`]).
+//!
+//! A driver task ticks every rollout in progress every 250 ms with the candidate's window
+//! (requests and 5xx answers since its step began) and applies the decision. The desired
+//! endpoints and their rollouts are kept in `<data_dir>/agent/endpoints.json` and restored on
+//! start.
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use axum::extract::{Path as UrlPath, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post, put};
+use axum::Router;
+use serde::{Deserialize, Serialize};
+use serde_json::json;
+use tokio::sync::Mutex;
+
+use super::control::{
+    agent_dir, agent_file, AgentFile, DeployRequest, EndpointStatus, StatusReport, VersionStatus, PREFIX,
+};
+use super::endpoints::{BearerToken, EndpointSettings, Endpoints};
+use super::model::ServingModel;
+use super::online::OnlineStoreFeatures;
+use super::predlog::PredictionLogOptions;
+use super::rollout::{Decision, Phase, Rollout, Window};
+use super::server::{Server, ServerOptions};
+use crate::features::FeatureStore;
+use crate::registry::Registry;
+
+/// How the agent runs.
+#[derive(Debug, Clone)]
+pub struct AgentOptions {
+    /// Listen address.
+    pub address: SocketAddr,
+    /// The local target's data directory.
+    pub data_dir: PathBuf,
+}
+
+/// One endpoint as the agent keeps it (persisted).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct Managed {
+    request: DeployRequest,
+    /// The version serving all traffic outside a rollout (the base of the current one).
+    stable: Option<u32>,
+    /// The last rollout (finished or not).
+    rollout: Option<Rollout>,
+    /// The candidate's counters when its step began: (requests, 5xx, latency histogram).
+    #[serde(skip)]
+    base: Counters,
+    #[serde(skip)]
+    models: BTreeMap<u32, Arc<ServingModel>>,
+}
+
+/// A version's counters at one moment: requests, 5xx answers, cumulative latency histogram.
+type Counters = (u64, u64, Vec<(f64, u64)>);
+
+#[derive(Debug, Default, Serialize, Deserialize)]
+struct Persisted {
+    endpoints: BTreeMap<String, Managed>,
+}
+
+struct Control {
+    endpoints: Arc<Endpoints>,
+    token: BearerToken,
+    data_dir: PathBuf,
+    state: Mutex<Persisted>,
+    pid: u32,
+    address: String,
+}
+
+/// One line to the agent's standard error (`agent.log` when apply started it): what it did to
+/// the endpoints, stamped with the time.
+fn log(line: &str) {
+    let secs = now_ms() / 1000;
+    eprintln!("{} mlops agent: {line}", crate::state::rfc3339(secs));
+}
+
+fn now_ms() -> u64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_millis() as u64)
+}
+
+fn reply(status: StatusCode, body: &impl Serialize) -> Response {
+    let text = serde_json::to_string(body).unwrap_or_else(|_| "null".into());
+    (status, [(axum::http::header::CONTENT_TYPE, "application/json")], text).into_response()
+}
+
+fn error(status: StatusCode, message: impl std::fmt::Display) -> Response {
+    reply(status, &json!({ "error": message.to_string() }))
+}
+
+/// A random token: 32 bytes of `/dev/urandom` in hex (with a time-seeded fallback).
+fn random_token() -> String {
+    use std::io::Read;
+    let mut buf = [0u8; 32];
+    let ok = std::fs::File::open("/dev/urandom").and_then(|mut f| f.read_exact(&mut buf)).is_ok();
+    if !ok {
+        for (i, b) in buf.iter_mut().enumerate() {
+            *b = (super::util::random_u64() >> (i % 8)) as u8;
+        }
+    }
+    buf.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// Writes `text` to `path` atomically (temporary file, fsync, rename) with `mode`.
+fn write_atomic(path: &Path, text: &str, mode: u32) -> std::io::Result<()> {
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+    let tmp = path.with_extension("tmp");
+    let mut f = std::fs::OpenOptions::new().create(true).write(true).truncate(true).mode(mode).open(&tmp)?;
+    f.write_all(text.as_bytes())?;
+    f.sync_all()?;
+    std::fs::rename(&tmp, path)
+}
+
+impl Control {
+    fn load_model(&self, job: &str, version: u32) -> Result<Arc<ServingModel>, String> {
+        let registry = Registry::open(self.data_dir.join("registry")).map_err(|e| e.to_string())?;
+        let meta = registry.get(job, version).map_err(|e| e.to_string())?;
+        let json = registry.model_json(&meta).map_err(|e| e.to_string())?;
+        ServingModel::load(&meta, &json).map(Arc::new).map_err(|e| e.to_string())
+    }
+
+    fn settings(&self, r: &DeployRequest) -> Result<EndpointSettings, String> {
+        let mut settings = EndpointSettings::from_spec(&r.spec, &r.base_dir).map_err(|e| e.to_string())?;
+        if !r.online.is_empty() {
+            let store = FeatureStore::open(&self.data_dir.join("features")).map_err(|e| e.to_string())?;
+            let mut views = Vec::new();
+            for v in &r.online {
+                let online = store.online(&v.address).map_err(|e| format!("online features of {}: {e}", v.address))?;
+                views.push((online, v.join_keys.clone()));
+            }
+            let source = OnlineStoreFeatures::new(views).map_err(|e| e.to_string())?;
+            settings.features = Some(Arc::new(source));
+        }
+        Ok(settings)
+    }
+
+    /// Makes the endpoint's traffic table match `m`'s rollout (or its stable version).
+    fn publish(&self, name: &str, m: &mut Managed) -> Result<(), String> {
+        let settings = self.settings(&m.request)?;
+        let mut table: Vec<(u32, u32)> = Vec::new();
+        match &m.rollout {
+            Some(r) if !r.finished() => {
+                let pct = r.candidate_percent().round().clamp(1.0, 100.0) as u32;
+                table.push((r.candidate, pct));
+                if let Some(p) = r.previous {
+                    table.push((p, 100 - pct));
+                }
+            }
+            _ => {
+                if let Some(s) = m.stable {
+                    table.push((s, 100));
+                }
+            }
+        }
+        let mut versions = Vec::new();
+        for (v, w) in &table {
+            let model = match m.models.get(v) {
+                Some(model) => model.clone(),
+                None => {
+                    let model = self.load_model(&m.request.job, *v)?;
+                    m.models.insert(*v, model.clone());
+                    model
+                }
+            };
+            versions.push((model, *w));
+        }
+        m.models.retain(|v, _| table.iter().any(|(t, _)| t == v));
+        // A weight of 0 cannot be published alone; it keeps the version loaded (reachable by version).
+        if versions.iter().all(|(_, w)| *w == 0) {
+            return Err("no version takes traffic".into());
+        }
+        self.endpoints.upsert(name, settings, versions).map_err(|e| e.to_string())?;
+        if let Some(r) = &m.rollout {
+            m.base = self.counters(name, r.candidate);
+        }
+        Ok(())
+    }
+
+    fn counters(&self, name: &str, version: u32) -> Counters {
+        let (requests, errors) = self
+            .endpoints
+            .snapshot()
+            .into_iter()
+            .find(|e| e.name == name)
+            .and_then(|e| e.versions.into_iter().find(|v| v.version == version))
+            .map_or((0, 0), |v| (v.requests, v.server_errors));
+        (requests, errors, self.endpoints.latency(name, version).unwrap_or_default())
+    }
+
+    /// What the candidate did since its step began.
+    fn window(&self, name: &str, m: &Managed) -> Window {
+        let Some(r) = &m.rollout else { return Window::default() };
+        let (requests, errors, latency) = self.counters(name, r.candidate);
+        let latency = latency
+            .iter()
+            .enumerate()
+            .map(|(i, (bound, n))| (*bound, n.saturating_sub(m.base.2.get(i).map_or(0, |b| b.1))))
+            .collect();
+        Window {
+            requests: requests.saturating_sub(m.base.0),
+            errors: errors.saturating_sub(m.base.1),
+            latency,
+            score_drift: None,
+        }
+    }
+
+    /// Applies a decision to `m` and the traffic table.
+    fn apply(&self, name: &str, m: &mut Managed, decision: Decision) -> Result<(), String> {
+        match decision {
+            Decision::Hold => return Ok(()),
+            Decision::Weights { candidate } => {
+                let Some(r) = &m.rollout else { return Ok(()) };
+                let pct = candidate.round().clamp(1.0, 100.0) as u32;
+                let mut w = vec![(r.candidate, pct)];
+                if let Some(p) = r.previous {
+                    w.push((p, 100 - pct));
+                }
+                self.endpoints.set_weights(name, &w).map_err(|e| e.to_string())?;
+                m.base = self.counters(name, r.candidate);
+                log(&format!("{name}: version {} takes {pct}% of traffic", r.candidate));
+            }
+            Decision::Promote => {
+                if let Some(r) = &m.rollout {
+                    m.stable = Some(r.candidate);
+                    log(&format!("{name}: version {} promoted", r.candidate));
+                }
+                self.publish(name, m)?;
+            }
+            Decision::Rollback { reason } => {
+                if let Some(r) = &m.rollout {
+                    m.stable = r.previous.or(m.stable);
+                    log(&format!("{name}: version {} rolled back: {reason}", r.candidate));
+                }
+                self.publish(name, m)?;
+            }
+        }
+        Ok(())
+    }
+
+    async fn persist(&self, state: &Persisted) {
+        let path = agent_dir(&self.data_dir).join("endpoints.json");
+        match serde_json::to_string_pretty(state) {
+            Ok(text) => {
+                if let Err(e) = write_atomic(&path, &text, 0o600) {
+                    log(&format!("error: cannot persist the endpoints to {}: {e}", path.display()));
+                }
+            }
+            Err(e) => log(&format!("error: cannot serialise the endpoints: {e}")),
+        }
+    }
+
+    fn authorized(&self, headers: &HeaderMap) -> bool {
+        headers
+            .get(axum::http::header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.strip_prefix("Bearer "))
+            .is_some_and(|t| self.token.verify(t.trim()))
+    }
+
+    fn status(&self, state: &Persisted) -> StatusReport {
+        let snapshot = self.endpoints.snapshot();
+        let now = now_ms();
+        let endpoints = state
+            .endpoints
+            .iter()
+            .map(|(name, m)| {
+                let snap = snapshot.iter().find(|e| &e.name == name);
+                let total: u64 = snap.map_or(0, |s| s.versions.iter().map(|v| u64::from(v.weight)).sum());
+                let versions = snap.map_or_else(Vec::new, |s| {
+                    s.versions
+                        .iter()
+                        .map(|v| VersionStatus {
+                            version: v.version,
+                            percent: if total == 0 { 0.0 } else { f64::from(v.weight) * 100.0 / total as f64 },
+                            requests: v.requests,
+                            client_errors: v.client_errors,
+                            server_errors: v.server_errors,
+                        })
+                        .collect()
+                });
+                EndpointStatus {
+                    name: name.clone(),
+                    address: m.request.address.clone(),
+                    job: m.request.job.clone(),
+                    desired_version: m.request.version,
+                    stable_version: m.stable,
+                    versions,
+                    requests: snap.map_or(0, |s| s.requests),
+                    healthy: total > 0,
+                    rollout: m.rollout.as_ref().map(|r| r.describe(now, &self.window(name, m))),
+                    rolling_out: m.rollout.as_ref().is_some_and(|r| !r.finished()),
+                }
+            })
+            .collect();
+        StatusReport { pid: self.pid, address: self.address.clone(), endpoints }
+    }
+}
+
+type Shared = Arc<Control>;
+
+async fn put_endpoint(
+    State(c): State<Shared>,
+    headers: HeaderMap,
+    UrlPath(name): UrlPath<String>,
+    body: axum::body::Bytes,
+) -> Response {
+    if !c.authorized(&headers) {
+        return error(StatusCode::UNAUTHORIZED, "a valid control token is required");
+    }
+    let request: DeployRequest = match serde_json::from_slice(&body) {
+        Ok(r) => r,
+        Err(e) => return error(StatusCode::BAD_REQUEST, format!("bad deploy request: {e}")),
+    };
+    let mut state = c.state.lock().await;
+    let result = {
+        let c = c.clone();
+        let name = name.clone();
+        let existing = state.endpoints.get(&name).cloned();
+        // Loading a model and its online features reads files: off the async workers.
+        tokio::task::spawn_blocking(move || deploy(&c, &name, existing, request)).await
+    };
+    match result {
+        Ok(Ok(m)) => {
+            log(&format!(
+                "{name}: deployed; {}",
+                m.rollout.as_ref().map_or_else(String::new, |r| r.describe(now_ms(), &Window::default()))
+            ));
+            state.endpoints.insert(name.clone(), m);
+            c.persist(&state).await;
+            let report = c.status(&state);
+            let e = report.endpoints.into_iter().find(|e| e.name == name);
+            reply(StatusCode::OK, &json!(e))
+        }
+        Ok(Err(e)) => error(StatusCode::UNPROCESSABLE_ENTITY, e),
+        Err(e) => error(StatusCode::INTERNAL_SERVER_ERROR, e),
+    }
+}
+
+/// The endpoint after deploying `request` over what `existing` serves.
+fn deploy(c: &Control, name: &str, existing: Option<Managed>, request: DeployRequest) -> Result<Managed, String> {
+    let version = request.version;
+    let mut m = existing.unwrap_or_else(|| Managed {
+        request: request.clone(),
+        stable: None,
+        rollout: None,
+        base: Counters::default(),
+        models: BTreeMap::new(),
+    });
+    let target = m.rollout.as_ref().filter(|r| !matches!(r.phase, Phase::RolledBack { .. })).map(|r| r.candidate);
+    let same = target == Some(version) || (m.rollout.is_none() && m.stable == Some(version));
+    m.request = request;
+    if !same {
+        // A rollout in progress is abandoned: the new version rolls out over the stable one.
+        let (r, decision) = Rollout::start(&m.request.spec.rollout, version, m.stable, now_ms());
+        if matches!(decision, Decision::Promote) {
+            m.stable = Some(version);
+        }
+        m.rollout = Some(r);
+    }
+    c.publish(name, &mut m)?;
+    Ok(m)
+}
+
+async fn delete_endpoint(State(c): State<Shared>, headers: HeaderMap, UrlPath(name): UrlPath<String>) -> Response {
+    if !c.authorized(&headers) {
+        return error(StatusCode::UNAUTHORIZED, "a valid control token is required");
+    }
+    let mut state = c.state.lock().await;
+    let existed = state.endpoints.remove(&name).is_some();
+    c.endpoints.remove(&name);
+    c.persist(&state).await;
+    reply(StatusCode::OK, &json!({ "deleted": existed, "remaining": state.endpoints.len() }))
+}
+
+async fn rollback_endpoint(State(c): State<Shared>, headers: HeaderMap, UrlPath(name): UrlPath<String>) -> Response {
+    if !c.authorized(&headers) {
+        return error(StatusCode::UNAUTHORIZED, "a valid control token is required");
+    }
+    let mut state = c.state.lock().await;
+    let Some(mut m) = state.endpoints.get(&name).cloned() else {
+        return error(StatusCode::NOT_FOUND, format!("no endpoint named `{name}`"));
+    };
+    let Some(mut r) = m.rollout.clone() else {
+        return error(StatusCode::CONFLICT, format!("endpoint `{name}` has no rollout to roll back"));
+    };
+    let Some(previous) = r.previous else {
+        return error(StatusCode::CONFLICT, format!("version {} of `{name}` has no previous version", r.candidate));
+    };
+    if matches!(r.phase, Phase::RolledBack { .. }) {
+        return error(StatusCode::CONFLICT, format!("version {} was already rolled back", r.candidate));
+    }
+    let decision = r.abort("rolled back by `mlops rollback`");
+    m.rollout = Some(r);
+    m.stable = Some(previous);
+    let result = {
+        let c = c.clone();
+        let name = name.clone();
+        tokio::task::spawn_blocking(move || c.apply(&name, &mut m, decision).map(|()| m)).await
+    };
+    match result {
+        Ok(Ok(m)) => {
+            state.endpoints.insert(name.clone(), m);
+            c.persist(&state).await;
+            let e = c.status(&state).endpoints.into_iter().find(|e| e.name == name);
+            reply(StatusCode::OK, &json!(e))
+        }
+        Ok(Err(e)) => error(StatusCode::UNPROCESSABLE_ENTITY, e),
+        Err(e) => error(StatusCode::INTERNAL_SERVER_ERROR, e),
+    }
+}
+
+async fn status(State(c): State<Shared>, headers: HeaderMap) -> Response {
+    if !c.authorized(&headers) {
+        return error(StatusCode::UNAUTHORIZED, "a valid control token is required");
+    }
+    let state = c.state.lock().await;
+    reply(StatusCode::OK, &c.status(&state))
+}
+
+/// One tick of every rollout in progress.
+async fn drive(c: &Shared) {
+    let mut state = c.state.lock().await;
+    let now = now_ms();
+    let mut changed = false;
+    let names: Vec<String> = state.endpoints.keys().cloned().collect();
+    for name in names {
+        let Some(m) = state.endpoints.get_mut(&name) else { continue };
+        if m.rollout.as_ref().is_none_or(Rollout::finished) {
+            continue;
+        }
+        let window = c.window(&name, m);
+        let Some(r) = m.rollout.as_mut() else { continue };
+        let decision = r.evaluate(now, &window);
+        if decision == Decision::Hold {
+            continue;
+        }
+        changed = true;
+        if let Err(e) = c.apply(&name, m, decision) {
+            log(&format!("error: {name}: cannot apply the rollout decision: {e}"));
+        }
+    }
+    if changed {
+        c.persist(&state).await;
+    }
+}
+
+/// Why the agent stopped with an error.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct AgentError(pub String);
+
+/// Runs the agent until `shutdown` completes: restores the persisted endpoints, serves, writes
+/// `agent.json`, drives rollouts; on shutdown drains requests, flushes the prediction log and
+/// removes `agent.json`.
+pub async fn run(options: AgentOptions, shutdown: impl std::future::Future<Output = ()>) -> Result<(), AgentError> {
+    let dir = agent_dir(&options.data_dir);
+    std::fs::create_dir_all(&dir).map_err(|e| AgentError(format!("cannot create {}: {e}", dir.display())))?;
+    let token = random_token();
+    let endpoints = Arc::new(Endpoints::new());
+    let persisted: Persisted = match std::fs::read_to_string(dir.join("endpoints.json")) {
+        Ok(text) => serde_json::from_str(&text)
+            .map_err(|e| AgentError(format!("{}: {e}", dir.join("endpoints.json").display())))?,
+        Err(_) => Persisted::default(),
+    };
+    let control = Arc::new(Control {
+        endpoints: endpoints.clone(),
+        token: BearerToken::new(&token).map_err(|e| AgentError(e.to_string()))?,
+        data_dir: options.data_dir.clone(),
+        state: Mutex::new(Persisted::default()),
+        pid: std::process::id(),
+        address: options.address.to_string(),
+    });
+    {
+        let c = control.clone();
+        let restored = tokio::task::spawn_blocking(move || {
+            let mut out = BTreeMap::new();
+            for (name, mut m) in persisted.endpoints {
+                match c.publish(&name, &mut m) {
+                    Ok(()) => {
+                        out.insert(name, m);
+                    }
+                    Err(e) => log(&format!("error: {name}: cannot restore the endpoint: {e}")),
+                }
+            }
+            out
+        })
+        .await
+        .map_err(|e| AgentError(e.to_string()))?;
+        control.state.lock().await.endpoints = restored;
+    }
+    endpoints.set_ready(true);
+    let routes = Router::new()
+        .route("/endpoints/{name}", put(put_endpoint).delete(delete_endpoint))
+        .route("/endpoints/{name}/rollback", post(rollback_endpoint))
+        .route("/status", get(status))
+        .with_state(control.clone());
+    let server_options = ServerOptions {
+        prediction_log: Some(PredictionLogOptions::new(options.data_dir.join("predictions"))),
+        control: Some(Router::new().nest(PREFIX, routes)),
+        ..ServerOptions::default()
+    };
+    let server = Server::start(options.address, endpoints.clone(), server_options)
+        .await
+        .map_err(|e| AgentError(e.to_string()))?;
+    let file = AgentFile { pid: std::process::id(), address: server.local_addr().to_string(), token };
+    let text = serde_json::to_string_pretty(&file).map_err(|e| AgentError(e.to_string()))?;
+    write_atomic(&agent_file(&options.data_dir), &text, 0o600).map_err(|e| AgentError(e.to_string()))?;
+    log(&format!("listening on {} (pid {})", server.local_addr(), std::process::id()));
+
+    let driver = {
+        let c = control.clone();
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(Duration::from_millis(250));
+            loop {
+                tick.tick().await;
+                drive(&c).await;
+            }
+        })
+    };
+    shutdown.await;
+    log("shutting down: draining requests");
+    driver.abort();
+    let _ = std::fs::remove_file(agent_file(&options.data_dir));
+    let report = server.shutdown().await;
+    control.persist(&*control.state.lock().await).await;
+    log(&format!("stopped (every request drained: {})", report.drained));
+    Ok(())
+}
+
+/// Completes on SIGTERM or SIGINT.
+pub async fn termination() {
+    use tokio::signal::unix::{signal, SignalKind};
+    let (Ok(mut term), Ok(mut int)) = (signal(SignalKind::terminate()), signal(SignalKind::interrupt())) else {
+        std::future::pending::<()>().await;
+        return;
+    };
+    tokio::select! {
+        _ = term.recv() => {},
+        _ = int.recv() => {},
+    }
+}
