@@ -320,3 +320,24 @@ fn a_candidate_that_trips_its_rollback_rule_is_rolled_back_automatically() {
     assert!(shown.contains("rollout: version 2 rolled back: latency_p50 "), "{shown}");
     assert!(shown.contains("> 0 over ") && shown.contains(" requests at 10%"), "{shown}");
 }
+
+#[test]
+fn moving_the_address_restarts_the_agent_there() {
+    let tree = fraud_tree("serve-move");
+    let dir = fraud_dir(&tree);
+    ok(&dir, &["apply", "--auto-approve"]);
+    let (old, pid) = (fraud_address(&tree), agent_pid(&data(&dir)).unwrap());
+    let new = format!("127.0.0.1:{}", common::free_port());
+    edit(&dir.join("main.mlops.hcl"), &old, &new);
+    let plan = ok(&dir, &["plan"]);
+    assert!(plan.contains(&format!("the serving agent listens on {old}, not {new}")), "{plan}");
+    let text = ok(&dir, &["apply", "--auto-approve"]);
+    assert!(text.contains(&format!("url=http://{new}/v1/endpoints/module.fraud.api")), "{text}");
+    assert!(!pid_alive(pid), "the agent on the old address stopped");
+    let (code, body) = predict(&tree, ROW);
+    assert_eq!((code, body["model_version"].as_u64()), (200, Some(1)), "{body}");
+    assert_eq!(
+        ok(&dir, &["output", "endpoint_url", "--raw"]).trim(),
+        format!("http://{new}/v1/endpoints/module.fraud.api")
+    );
+}
