@@ -62,8 +62,13 @@ impl Conn {
     }
 
     fn post(&mut self, path: &str, body: &str) -> std::io::Result<(u16, String)> {
+        self.post_with(path, "", body)
+    }
+
+    /// A POST with extra header lines (each ending `\r\n`).
+    fn post_with(&mut self, path: &str, headers: &str, body: &str) -> std::io::Result<(u16, String)> {
         let req = format!(
-            "POST {path} HTTP/1.1\r\nHost: test\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
+            "POST {path} HTTP/1.1\r\nHost: test\r\n{headers}Content-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
             body.len()
         );
         self.reader.get_mut().write_all(req.as_bytes())?;
@@ -340,4 +345,36 @@ fn moving_the_address_restarts_the_agent_there() {
         ok(&dir, &["output", "endpoint_url", "--raw"]).trim(),
         format!("http://{new}/v1/endpoints/module.fraud.api")
     );
+}
+
+#[test]
+fn a_bearer_token_from_apply_s_environment_guards_the_endpoint() {
+    let tree = fraud_tree("serve-auth");
+    let dir = fraud_dir(&tree);
+    let module = tree.path().join("modules/tabular-classifier/main.mlops.hcl");
+    edit(
+        &module,
+        "timeout  = \"2s\"\n",
+        "timeout  = \"2s\"\n\n  auth {\n    type      = \"bearer\"\n    token_env = \"SERVE_CLI_TOKEN\"\n  }\n",
+    );
+    // Without the variable, apply says which one is missing.
+    let out = mlops().args(["apply", "--auto-approve"]).arg(&dir).env_remove("SERVE_CLI_TOKEN").output().unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    assert!(stderr(&out).contains("SERVE_CLI_TOKEN"), "{}", stderr(&out));
+    let out = mlops()
+        .args(["apply", "--auto-approve"])
+        .arg(&dir)
+        .env("SERVE_CLI_TOKEN", "t0ken")
+        .env("OMP_WAIT_POLICY", "PASSIVE")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}{}", stdout(&out), stderr(&out));
+    let path = "/v1/endpoints/module.fraud.api/predict";
+    let mut c = Conn::open(&fraud_address(&tree)).unwrap();
+    assert_eq!(c.post(path, ROW).unwrap().0, 401);
+    assert_eq!(c.post_with(path, "Authorization: Bearer wrong\r\n", ROW).unwrap().0, 401);
+    assert_eq!(c.post_with(path, "Authorization: Bearer t0ken\r\n", ROW).unwrap().0, 200);
+    // The agent keeps only the digest, and needs no environment to restore the endpoint.
+    let kept = std::fs::read_to_string(data(&dir).join("agent/endpoints.json")).unwrap();
+    assert!(!kept.contains("t0ken") && kept.contains("token_sha256"), "{kept}");
 }

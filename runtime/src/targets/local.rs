@@ -32,6 +32,7 @@ use crate::features::FeatureStore;
 use crate::pipeline::Runtime;
 use crate::registry::{Registry, RegistryError, Status};
 use crate::serve::control::{self, Agent, DeployRequest, OnlineViewRef};
+use crate::serve::EndpointSettings;
 use crate::train::TrainOptions;
 use crate::workspace::Workspace;
 
@@ -104,7 +105,17 @@ impl LocalTarget {
                 _ => None,
             })
             .collect();
+        // The token is read here, in apply's environment, and only its digest is sent.
+        let token_sha256 = match &endpoint.auth {
+            Some(auth) if auth.kind != "none" => {
+                let settings = EndpointSettings::from_spec(endpoint, self.root())
+                    .map_err(|e| TargetError(format!("the endpoint's token: {e}")))?;
+                settings.token.map(|t| t.sha256_hex())
+            }
+            _ => None,
+        };
         let request = DeployRequest {
+            token_sha256,
             address: address.to_string(),
             job: endpoint.model.clone(),
             version: version.version,
