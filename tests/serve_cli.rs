@@ -62,8 +62,13 @@ impl Conn {
     }
 
     fn post(&mut self, path: &str, body: &str) -> std::io::Result<(u16, String)> {
+        self.post_with(path, "", body)
+    }
+
+    /// A POST with extra header lines (each ending `\r\n`).
+    fn post_with(&mut self, path: &str, headers: &str, body: &str) -> std::io::Result<(u16, String)> {
         let req = format!(
-            "POST {path} HTTP/1.1\r\nHost: test\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
+            "POST {path} HTTP/1.1\r\nHost: test\r\n{headers}Content-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
             body.len()
         );
         self.reader.get_mut().write_all(req.as_bytes())?;
@@ -319,4 +324,57 @@ fn a_candidate_that_trips_its_rollback_rule_is_rolled_back_automatically() {
     assert_eq!(sent, answered, "{failures:?}");
     assert!(shown.contains("rollout: version 2 rolled back: latency_p50 "), "{shown}");
     assert!(shown.contains("> 0 over ") && shown.contains(" requests at 10%"), "{shown}");
+}
+
+#[test]
+fn moving_the_address_restarts_the_agent_there() {
+    let tree = fraud_tree("serve-move");
+    let dir = fraud_dir(&tree);
+    ok(&dir, &["apply", "--auto-approve"]);
+    let (old, pid) = (fraud_address(&tree), agent_pid(&data(&dir)).unwrap());
+    let new = format!("127.0.0.1:{}", common::free_port());
+    edit(&dir.join("main.mlops.hcl"), &old, &new);
+    let plan = ok(&dir, &["plan"]);
+    assert!(plan.contains(&format!("the serving agent listens on {old}, not {new}")), "{plan}");
+    let text = ok(&dir, &["apply", "--auto-approve"]);
+    assert!(text.contains(&format!("url=http://{new}/v1/endpoints/module.fraud.api")), "{text}");
+    assert!(!pid_alive(pid), "the agent on the old address stopped");
+    let (code, body) = predict(&tree, ROW);
+    assert_eq!((code, body["model_version"].as_u64()), (200, Some(1)), "{body}");
+    assert_eq!(
+        ok(&dir, &["output", "endpoint_url", "--raw"]).trim(),
+        format!("http://{new}/v1/endpoints/module.fraud.api")
+    );
+}
+
+#[test]
+fn a_bearer_token_from_apply_s_environment_guards_the_endpoint() {
+    let tree = fraud_tree("serve-auth");
+    let dir = fraud_dir(&tree);
+    let module = tree.path().join("modules/tabular-classifier/main.mlops.hcl");
+    edit(
+        &module,
+        "timeout  = \"2s\"\n",
+        "timeout  = \"2s\"\n\n  auth {\n    type      = \"bearer\"\n    token_env = \"SERVE_CLI_TOKEN\"\n  }\n",
+    );
+    // Without the variable, apply says which one is missing.
+    let out = mlops().args(["apply", "--auto-approve"]).arg(&dir).env_remove("SERVE_CLI_TOKEN").output().unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    assert!(stderr(&out).contains("SERVE_CLI_TOKEN"), "{}", stderr(&out));
+    let out = mlops()
+        .args(["apply", "--auto-approve"])
+        .arg(&dir)
+        .env("SERVE_CLI_TOKEN", "t0ken")
+        .env("OMP_WAIT_POLICY", "PASSIVE")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}{}", stdout(&out), stderr(&out));
+    let path = "/v1/endpoints/module.fraud.api/predict";
+    let mut c = Conn::open(&fraud_address(&tree)).unwrap();
+    assert_eq!(c.post(path, ROW).unwrap().0, 401);
+    assert_eq!(c.post_with(path, "Authorization: Bearer wrong\r\n", ROW).unwrap().0, 401);
+    assert_eq!(c.post_with(path, "Authorization: Bearer t0ken\r\n", ROW).unwrap().0, 200);
+    // The agent keeps only the digest, and needs no environment to restore the endpoint.
+    let kept = std::fs::read_to_string(data(&dir).join("agent/endpoints.json")).unwrap();
+    assert!(!kept.contains("t0ken") && kept.contains("token_sha256"), "{kept}");
 }

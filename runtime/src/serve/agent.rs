@@ -133,7 +133,19 @@ impl Control {
     }
 
     fn settings(&self, r: &DeployRequest) -> Result<EndpointSettings, String> {
-        let mut settings = EndpointSettings::from_spec(&r.spec, &r.base_dir).map_err(|e| e.to_string())?;
+        let mut spec = r.spec.clone();
+        let token = match &r.token_sha256 {
+            Some(hex) => {
+                spec.auth = None;
+                Some(BearerToken::from_sha256_hex(hex).map_err(|e| e.to_string())?)
+            }
+            None => None,
+        };
+        let mut settings = EndpointSettings::from_spec(&spec, &r.base_dir).map_err(|e| e.to_string())?;
+        if token.is_some() {
+            settings.token = token;
+        }
+        settings.sticky_key = r.online.first().and_then(|v| v.join_keys.first()).cloned();
         if !r.online.is_empty() {
             let store = FeatureStore::open(&self.data_dir.join("features")).map_err(|e| e.to_string())?;
             let mut views = Vec::new();

@@ -69,9 +69,13 @@ pub struct DeployRequest {
     pub spec: EndpointSpec,
     /// Directory relative token files resolve against.
     pub base_dir: PathBuf,
-    /// Online views for `entities` requests (empty: none).
+    /// Online views for `entities` requests (empty: none); the first join key is the sticky key.
     #[serde(default)]
     pub online: Vec<OnlineViewRef>,
+    /// The bearer token's SHA-256 (hex), resolved by apply from `token_env` / `token_file`: the
+    /// agent checks tokens without ever holding one, and needs no environment of its own.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub token_sha256: Option<String>,
 }
 
 /// One version in [`EndpointStatus`].

@@ -91,6 +91,25 @@ impl BearerToken {
         BearerToken::new(&value).map_err(|e| EndpointError::Token(format!("{}: {e}", path.display())))
     }
 
+    /// A token known by its SHA-256 digest in hex ([`BearerToken::sha256_hex`]): a process
+    /// can check a token it was never given.
+    pub fn from_sha256_hex(hex: &str) -> Result<BearerToken, EndpointError> {
+        let bad = || EndpointError::Token("a token digest is 64 hex digits".into());
+        if hex.len() != 64 {
+            return Err(bad());
+        }
+        let mut digest = [0u8; 32];
+        for (i, d) in digest.iter_mut().enumerate() {
+            *d = hex.get(2 * i..2 * i + 2).and_then(|h| u8::from_str_radix(h, 16).ok()).ok_or_else(bad)?;
+        }
+        Ok(BearerToken { digest })
+    }
+
+    /// The token's SHA-256 digest in hex.
+    pub fn sha256_hex(&self) -> String {
+        self.digest.iter().map(|b| format!("{b:02x}")).collect()
+    }
+
     /// Is `presented` the token? Takes the same time whatever `presented` is.
     pub fn verify(&self, presented: &str) -> bool {
         let d: [u8; 32] = Sha256::digest(presented.as_bytes()).into();
@@ -541,5 +560,13 @@ mod tests {
         assert_eq!(h[LATENCY_BUCKETS - 2].1, 3);
         assert_eq!(h[LATENCY_BUCKETS - 1], (f64::INFINITY, 4));
         assert!((crate::serve::rollout::quantile(0.5, &h).unwrap() - 0.000_75).abs() < 1e-4);
+    }
+
+    #[test]
+    fn a_token_digest_round_trips() {
+        let t = BearerToken::new("s3cret").unwrap();
+        let again = BearerToken::from_sha256_hex(&t.sha256_hex()).unwrap();
+        assert!(again.verify("s3cret") && !again.verify("s3cret "));
+        assert!(BearerToken::from_sha256_hex("zz").is_err());
     }
 }

@@ -32,6 +32,7 @@ use crate::features::FeatureStore;
 use crate::pipeline::Runtime;
 use crate::registry::{Registry, RegistryError, Status};
 use crate::serve::control::{self, Agent, DeployRequest, OnlineViewRef};
+use crate::serve::EndpointSettings;
 use crate::train::TrainOptions;
 use crate::workspace::Workspace;
 
@@ -60,11 +61,22 @@ impl LocalTarget {
         }
     }
 
-    /// The running agent, started when none runs.
+    /// Does a running agent listen somewhere else than the configuration says?
+    fn moved(&self, agent: &Agent) -> bool {
+        let listens: Option<std::net::SocketAddr> = agent.file.address.parse().ok();
+        let configured: Option<std::net::SocketAddr> = self.address.parse().ok();
+        listens.is_some() && configured.is_some() && listens != configured
+    }
+
+    /// The running agent, started when none runs (and restarted when the configuration moved
+    /// its address; it restores its endpoints).
     fn agent(&self) -> Result<Agent, TargetError> {
         let exe: PathBuf = self.options.mlops_exe.clone().ok_or_else(|| {
             TargetError("cannot start the serving agent: the path of the mlops executable is not known".into())
         })?;
+        if let Some(running) = Agent::find(&self.workspace.data_dir).filter(|a| self.moved(a)) {
+            running.stop(Duration::from_secs(30));
+        }
         control::ensure_agent(&exe, self.root(), &self.workspace.data_dir, &self.address, Duration::from_secs(15))
             .map_err(TargetError::from_display)
     }
@@ -93,7 +105,17 @@ impl LocalTarget {
                 _ => None,
             })
             .collect();
+        // The token is read here, in apply's environment, and only its digest is sent.
+        let token_sha256 = match &endpoint.auth {
+            Some(auth) if auth.kind != "none" => {
+                let settings = EndpointSettings::from_spec(endpoint, self.root())
+                    .map_err(|e| TargetError(format!("the endpoint's token: {e}")))?;
+                settings.token.map(|t| t.sha256_hex())
+            }
+            _ => None,
+        };
         let request = DeployRequest {
+            token_sha256,
             address: address.to_string(),
             job: endpoint.model.clone(),
             version: version.version,
@@ -317,6 +339,12 @@ impl Target for LocalTarget {
                 let Some(agent) = Agent::find(&self.workspace.data_dir) else {
                     return update("the serving agent is not running".into());
                 };
+                if self.moved(&agent) {
+                    return update(format!(
+                        "the serving agent listens on {}, not {}",
+                        agent.file.address, self.address
+                    ));
+                }
                 let name = control::endpoint_name(address);
                 let status = match agent.status() {
                     Ok(s) => s,
