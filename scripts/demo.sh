@@ -2,9 +2,11 @@
 # The main job on the embedded default: the fraud-detection example, end to end as far as the
 # project goes today — set up (system packages, XGBoost's library), build, validate (and a caught
 # mistake), plan, apply (ingest the sources, materialise the features, train, register and
-# promote the model), plan again, change a training parameter and apply the retrain, then show
-# the outputs and the registry. It works on a copy under target/demo, so the example in the
-# repository is left untouched and every run starts from nothing.
+# promote the model, deploy the endpoint into the local serving agent), call the endpoint over
+# HTTP, change a training parameter and apply the retrain (rolled out as a canary), show status,
+# outputs and the registry, and destroy (which stops the agent). It works on a copy under
+# target/demo, on a free port, so the example in the repository is left untouched and every run
+# starts from nothing.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -19,6 +21,10 @@ cp -r examples/fraud-detection "$work/examples/"
 cp -r modules/tabular-classifier "$work/modules/"
 rm -rf "$work/examples/fraud-detection/.mlops"
 example="$work/examples/fraud-detection"
+port=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+sed -i "s/127.0.0.1:8080/127.0.0.1:$port/" "$example/main.mlops.hcl"
+# Whatever happens, do not leave the serving agent running.
+trap '"$mlops" destroy "$example" --auto-approve >/dev/null 2>&1 || true' EXIT
 
 step() { printf '\n== %s\n' "$*"; }
 
@@ -37,12 +43,27 @@ step "mlops apply $example --auto-approve"
 step "mlops plan $example   (only what the local target cannot run yet remains)"
 "$mlops" plan "$example" | tail -n 3
 
+step "a prediction over HTTP from the deployed endpoint"
+url=$("$mlops" output "$example" endpoint_url --raw)
+echo "POST $url/predict"
+curl -sS -X POST "$url/predict" -H 'content-type: application/json' \
+  -d '{"row": {"amount": 182.4, "log_amount": 5.21, "hour_of_day": 3, "amount_sum_24h": 950, "amount_mean_7d": 61.2, "txn_count_1h": 4}}'
+echo
+echo "and a bad request, refused with a reason:"
+curl -sS -X POST "$url/predict" -H 'content-type: application/json' -d '{"row": {"amount": "lots"}}'
+echo
+
 step "a reviewed change: max_depth 6 → 8 retrains the model"
 sed -i 's/max_depth = 6/max_depth = 8/' "$example/model.mlops.hcl"
 "$mlops" plan "$example" --out "$work/retrain.plan" | grep -E '^(  #|-/\+|Plan:)' || true
 "$mlops" apply "$example" "$work/retrain.plan"
 
-step "mlops state list / output / models"
+step "mlops status / state list / output / models"
+"$mlops" status "$example"
 "$mlops" state list "$example"
 "$mlops" output "$example"
 "$mlops" models "$example"
+
+step "mlops destroy $example --auto-approve   (archives the models, stops the agent; your data stays)"
+trap - EXIT
+"$mlops" destroy "$example" --auto-approve | tail -n 4

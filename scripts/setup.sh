@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Installs what mlops needs to build and test on a fresh Debian/Ubuntu machine with a Rust
 # toolchain: a C compiler and pkg-config for -sys crates, Python for the reference checks,
+# curl (the demo calls the endpoint), git (`mlops diff` and its tests),
 # PostgreSQL's server binaries (the data-source tests start a throwaway server from them),
 # Prometheus (the serving tests start one to scrape the server), and XGBoost's native library
 # with the Python package used by the interop tests.
@@ -8,7 +9,7 @@
 set -euo pipefail
 
 need=()
-for pkg in gcc pkg-config python3; do
+for pkg in gcc pkg-config python3 curl git; do
   command -v "$pkg" >/dev/null 2>&1 || need+=("$pkg")
 done
 # Debian puts the server in /usr/lib/postgresql/<version>/bin, outside PATH.

@@ -192,7 +192,7 @@ impl Target for LocalTarget {
         match kind {
             "source" | "entity" | "feature_view" | "training_job" | "endpoint" => Ok(()),
             "monitor" | "retrain_policy" => Err(format!(
-                "the local target does not run {} resources yet (serving and monitoring are not built); it stays planned",
+                "the local target does not run {} resources yet (monitoring and retraining are not built); it stays planned",
                 kind.replace('_', " ")
             )),
             other => Err(format!("the local target does not know resources of kind {other}")),
