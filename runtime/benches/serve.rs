@@ -862,7 +862,7 @@ fn run() -> Result<bool, Error> {
             .args(["bare"])
             .arg(&spec_path)
             .arg(&requests_path)
-            .arg("20000")
+            .arg("2000")
             .output()?;
         if !o.status.success() {
             return Err(format!("serve_python.py bare failed:\n{}", String::from_utf8_lossy(&o.stderr)).into());
