@@ -30,7 +30,9 @@
 //! The generator and the servers share the machine's cores (2 on the reference machine): the
 //! generator is kept to one thread, and each run reports the CPU time (µs per request) of the
 //! server and of the generator, and the cores other processes used meanwhile, so a contended
-//! figure is visible as such. Nothing is pinned (`unsafe` is not allowed here, and pinning
+//! figure is visible as such ("others" is the machine's busy time from `/proc/stat` minus the
+//! server's and the generator's threads, so it also holds interrupt and softirq time — loopback
+//! traffic included — and time stolen by the hypervisor). Nothing is pinned (`unsafe` is not allowed here, and pinning
 //! uvicorn's workers to cores the generator also needs would not be fairer).
 //!
 //! Afterwards mlops (log on) is also driven open-loop at a quarter of its peak and at each
@@ -993,7 +995,8 @@ fn report(
          write to answer; lag: scheduled → sent"
     );
     println!(
-        "srv/gen: CPU time of the server / the load generator per answered request; others: cores other processes used"
+        "srv/gen: CPU time of the server / the load generator per answered request; others: cores used by other \
+         processes, interrupts and the hypervisor"
     );
     if !extra.is_empty() {
         println!();
