@@ -151,11 +151,12 @@ fn refresh_finds_a_lost_model_and_new_data() {
 
     let v1 = meta(&dir, 1);
     std::fs::remove_file(produced(&dir, JOB)["model_uri"].as_str().unwrap()).unwrap();
+    let serial = state(&dir)["serial"].as_u64().unwrap();
     let out = run(&dir, &["plan", "--refresh-only", "--detailed-exitcode"]);
     assert_eq!(out.status.code(), Some(2));
     assert!(stdout(&out).contains(&format!("{JOB}: changed outside mlops: the model file of version 1 is missing")));
-    let serial = state(&dir)["serial"].as_u64().unwrap();
     assert_eq!(state(&dir)["serial"].as_u64().unwrap(), serial, "plan never writes");
+    assert!(state(&dir)["resources"][JOB].get("drifted").is_none(), "plan records no drift");
 
     let text = ok(&dir, &["refresh"]);
     assert!(text.contains("Recorded 1 change(s)"), "{text}");
