@@ -37,8 +37,8 @@
 //! directories (their paths are printed) to run `mlops plan` or `terraform plan` on by hand. The
 //! peer needs `scripts/install-terraform.sh`; without it the peer is skipped with a note.
 //!
-//! `mlops plan` is run with `--refresh=false` ([`REFRESH_FLAG`]) when the binary accepts it; a
-//! binary from before that flag is run without it (its `plan` does not refresh), as printed.
+//! `mlops plan` is run with `--refresh=false` ([`REFRESH_FLAG`]): the benchmark times planning,
+//! not reading the world (the generated sources have no data to check).
 
 use mlops_compiler::plan::{plan, render_text, Plan};
 use mlops_compiler::spec::SystemSpec;
@@ -72,10 +72,8 @@ const EDIT_PERIOD: usize = 30;
 const EDIT_JOB: usize = 3;
 const EDIT_VIEW: usize = 13;
 const EDIT_ENDPOINT: usize = 23;
-/// The flag that keeps `mlops plan` from refreshing (`None`: plain `plan`). It is tried first;
-/// a binary that rejects it (built before the flag existed) is run without it, and the output
-/// says which was timed.
-const REFRESH_FLAG: Option<&str> = Some("--refresh=false");
+/// The flag that keeps `mlops plan` from refreshing.
+const REFRESH_FLAG: &str = "--refresh=false";
 /// Time spent measuring each mlops quantity per size; at least `MIN_RUNS` runs each.
 const BUDGET: Duration = Duration::from_secs(4);
 const MIN_RUNS: usize = 5;
@@ -549,9 +547,9 @@ fn median_took(v: &[Took]) -> Took {
 }
 
 /// `mlops plan DIR` as a user runs it, its output read through a pipe.
-fn mlops_plan(dir: &Path, flag: Option<&str>) -> (Took, Output) {
+fn mlops_plan(dir: &Path) -> (Took, Output) {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_mlops"));
-    cmd.arg("plan").arg(dir).args(flag).stdin(Stdio::null());
+    cmd.arg("plan").arg(dir).arg(REFRESH_FLAG).stdin(Stdio::null());
     run_timed(&mut cmd)
 }
 
@@ -571,23 +569,6 @@ fn check_cli(out: &Output, expected: &str) {
         stdout.lines().last().unwrap_or(""),
         String::from_utf8_lossy(&out.stderr)
     );
-}
-
-/// Runs the CLI once and returns the refresh flag it accepts (`None`: it knows no such flag).
-fn detect_refresh_flag(dir: &Path) -> Option<&'static str> {
-    let flag = REFRESH_FLAG?;
-    let (_, out) = mlops_plan(dir, Some(flag));
-    if out.status.success() {
-        return Some(flag);
-    }
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    // clap's usage error (exit 2).
-    assert!(
-        out.status.code() == Some(2) && stderr.contains("unexpected argument"),
-        "mlops plan {flag} failed in another way than rejecting the flag ({}):\n{stderr}",
-        out.status
-    );
-    None
 }
 
 struct Row {
@@ -610,7 +591,7 @@ fn summarise(p: &Plan) -> String {
     format!("{} replace, {} update, {} create, {} delete, {} no-op", s.replace, s.update, s.create, s.delete, s.noop)
 }
 
-fn bench_mlops(resources: usize, flag: &mut Option<Option<&'static str>>) -> Row {
+fn bench_mlops(resources: usize) -> Row {
     let tmp = TempDir::new(&resources.to_string());
     let dir = &tmp.0;
     // The applied system and its state ...
@@ -633,11 +614,10 @@ fn bench_mlops(resources: usize, flag: &mut Option<Option<&'static str>>) -> Row
     assert!(p.has_changes() && p.summary.changed() >= edits, "the edits must show in the plan: {}", summarise(&p));
     assert_eq!(p.summary.create + p.summary.delete, 0, "same resources in state and configuration");
 
-    let flag = *flag.get_or_insert_with(|| detect_refresh_flag(dir));
     let expected = plan_line(&p);
     let mut cli_all = Vec::new();
     let (_, cli_runs) = measure(|| {
-        let (took, out) = mlops_plan(dir, flag);
+        let (took, out) = mlops_plan(dir);
         check_cli(&out, &expected);
         cli_all.push(took);
         took.wall
@@ -1059,18 +1039,16 @@ fn main() {
     println!("plan_scale: `mlops plan` (release CLI, end to end; and the pure planner) on systems of N resources");
     println!("against a fully applied local state of N resources with ~1% of them edited; peer: Terraform 1.0.3");
     println!("`terraform plan` on the same graph of null_resources with a local state, in the same run; medians.");
-    let mut flag = None;
     let mut rows = Vec::new();
     for &size in &sizes {
-        let row = bench_mlops(size, &mut flag);
+        let row = bench_mlops(size);
         eprintln!(
             "  {size} resources: {} edited, plan: {}; {} CLI runs, {} planner runs",
             row.edits, row.summary, row.cli_runs, row.plan_runs
         );
         rows.push(row);
     }
-    let flag = flag.flatten();
-    let flag_text = flag.map(|f| format!(" {f}")).unwrap_or_default();
+    let flag_text = format!(" {REFRESH_FLAG}");
 
     let mut out = String::new();
     let _ = writeln!(
@@ -1132,18 +1110,7 @@ fn main() {
             w[1].plan.as_secs_f64() / w[0].plan.as_secs_f64(),
         );
     }
-    match flag {
-        Some(f) => {
-            let _ = writeln!(out, "refresh: off (the CLI accepted {f})");
-        }
-        None => {
-            let _ = writeln!(
-                out,
-                "refresh: this mlops binary has no {} flag; timed plain `mlops plan` (which does not refresh)",
-                REFRESH_FLAG.unwrap_or("refresh")
-            );
-        }
-    }
+    let _ = writeln!(out, "refresh: off ({REFRESH_FLAG})");
     if let Some(r) = rows.iter().find(|r| r.resources == TARGET_SIZE) {
         let _ = writeln!(
             out,
