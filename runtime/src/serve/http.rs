@@ -37,7 +37,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::Router;
 use futures_util::{FutureExt, StreamExt};
-use mlops_compiler::model::ColumnType;
+use mlops_compiler::model::{ColumnType, Task};
 use serde::Deserialize;
 use serde_json::{json, Map, Value};
 
@@ -444,8 +444,8 @@ fn key_text(v: &Value) -> Option<String> {
     }
 }
 
-/// Predicts on a blocking thread (XGBoost may take a while on a big batch), records the
-/// prediction metrics and logs the batch.
+/// Predicts — inline when the model says it is quick, else on a blocking thread (XGBoost may
+/// take a while on a big batch) — records the prediction metrics and logs the batch.
 async fn predict(
     s: &AppState,
     d: &Deployment,
@@ -455,24 +455,26 @@ async fn predict(
     let model = route.model.clone();
     let Prepared { x, rows, unseen, entities, logged, misses } = p;
     record_features(d, route, &x, rows, &unseen, misses, &s.metrics);
-    let outputs = tokio::task::spawn_blocking(move || model.predict(&x, rows))
-        .await
-        .map_err(|e| ApiError::Internal(format!("the prediction thread failed: {e}")))?
-        .map_err(|e| {
-            ApiError::Internal(format!(
-                "{} version {} failed to predict: {e}",
-                route.model.job(),
-                route.model.version()
-            ))
-        })?;
+    let predicted = if model.predictor().is_quick(rows) {
+        model.predict(&x, rows)
+    } else {
+        tokio::task::spawn_blocking(move || model.predict(&x, rows))
+            .await
+            .map_err(|e| ApiError::Internal(format!("the prediction thread failed: {e}")))?
+    };
+    let outputs = predicted.map_err(|e| {
+        ApiError::Internal(format!("{} version {} failed to predict: {e}", route.model.job(), route.model.version()))
+    })?;
     let now = now_micros();
     let ids: Vec<String> = (0..rows).map(|_| prediction_id(now)).collect();
     let m = &route.metrics;
     m.predictions.inc_by(rows as u64);
+    let regression = route.model.task() == Task::Regression;
     for o in &outputs {
         let score = o.score();
         if !score.is_nan() {
             m.score.observe(f64::from(score));
+            route.stats.observe_score(f64::from(score), regression);
         }
         if let Output::Class { class, .. } = o {
             if let Some(c) = m.classes.get(*class) {

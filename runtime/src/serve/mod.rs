@@ -13,6 +13,7 @@
 pub mod agent;
 pub mod control;
 pub mod endpoints;
+pub mod external;
 pub mod http;
 pub mod metrics;
 pub mod model;
