@@ -369,6 +369,44 @@ fn a_rollback_rule_on_a_scraped_metric_rolls_back_and_an_unreadable_one_holds() 
 }
 
 #[test]
+fn rematerialised_online_features_reach_the_running_endpoint() {
+    let tree = fraud_tree("serve-online-reload");
+    let dir = fraud_dir(&tree);
+    ok(&dir, &["apply", "--auto-approve"]);
+    let lookup = r#"{"entities": [{"account_id": "acct_fresh"}]}"#;
+    let (code, before) = predict(&tree, lookup);
+    assert_eq!(code, 200, "{before}");
+    // New transactions of an account the store did not know, dated now (inside the view's ttl).
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs();
+    let stamp = |secs: u64| {
+        let out = std::process::Command::new("date")
+            .args(["-u", "-d", &format!("@{secs}"), "+%Y-%m-%dT%H:%M:%SZ"])
+            .output()
+            .unwrap();
+        String::from_utf8(out.stdout).unwrap().trim().to_string()
+    };
+    let csv = dir.join("data/transactions.csv");
+    let mut text = std::fs::read_to_string(&csv).unwrap();
+    for (i, amount) in [2400.0, 3100.0, 2950.0].iter().enumerate() {
+        text.push_str(&format!(
+            "txn_fresh_{i},acct_fresh,{amount},electronics,3,false,{}\n",
+            stamp(now - 600 + 60 * i as u64)
+        ));
+    }
+    std::fs::write(&csv, text).unwrap();
+    let applied = ok(&dir, &["apply", "--auto-approve"]);
+    assert!(applied.contains("feature_view"), "{applied}");
+    let mut after = Value::Null;
+    let reloaded = wait_until(20, || {
+        after = predict(&tree, lookup).1;
+        after["predictions"][0]["score"] != before["predictions"][0]["score"]
+    });
+    assert!(reloaded, "the endpoint still answers from the old store: {before} vs {after}");
+    let log = std::fs::read_to_string(data(&dir).join("agent/agent.log")).unwrap();
+    assert!(log.contains("module.fraud.api: online features reloaded"), "{log}");
+}
+
+#[test]
 fn moving_the_address_restarts_the_agent_there() {
     let tree = fraud_tree("serve-move");
     let dir = fraud_dir(&tree);

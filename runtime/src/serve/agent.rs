@@ -10,7 +10,8 @@
 //! A driver task ticks every rollout in progress every 250 ms with the candidate's window
 //! (requests, 5xx answers, latencies and scores since its step began — the scores compared with
 //! the previous version's over the same time — and, for a `prometheus` / `scrape` rule, the
-//! metric read at most once a second without holding the state lock) and applies the decision. The desired
+//! metric read at most once a second without holding the state lock) and applies the decision;
+//! the same tick reloads an endpoint's online features when a materialisation rewrote them. The desired
 //! endpoints and their rollouts are kept in `<data_dir>/agent/endpoints.json` and restored on
 //! start.
 
@@ -69,6 +70,9 @@ struct Managed {
     /// The last read of an external rollback metric: (candidate, when, value or why not).
     #[serde(skip)]
     external: Option<(u32, u64, Result<f64, String>)>,
+    /// When each online store the endpoint reads was written, as last loaded.
+    #[serde(skip)]
+    online_written: Vec<Option<SystemTime>>,
     #[serde(skip)]
     models: BTreeMap<u32, Arc<ServingModel>>,
 }
@@ -210,8 +214,28 @@ impl Control {
         Ok(settings)
     }
 
-    /// Makes the endpoint's traffic table match `m`'s rollout (or its stable version).
+    /// When each of the endpoint's online stores was written.
+    fn online_written(&self, r: &DeployRequest) -> Vec<Option<SystemTime>> {
+        if r.online.is_empty() {
+            return Vec::new();
+        }
+        let Ok(store) = FeatureStore::open(&self.data_dir.join("features")) else { return Vec::new() };
+        r.online.iter().map(|v| store.online_written(&v.address)).collect()
+    }
+
+    /// Makes the endpoint's traffic table match `m`'s rollout (or its stable version), and
+    /// starts a new measurement window.
     fn publish(&self, name: &str, m: &mut Managed) -> Result<(), String> {
+        self.upsert(name, m)?;
+        self.reset_base(name, m);
+        Ok(())
+    }
+
+    /// Builds the endpoint's settings (online stores loaded now) and traffic table and swaps
+    /// them in; requests in flight finish on the old ones.
+    fn upsert(&self, name: &str, m: &mut Managed) -> Result<(), String> {
+        // Stamped before loading: a store rewritten meanwhile is loaded again on the next tick.
+        let written = self.online_written(&m.request);
         let settings = self.settings(&m.request)?;
         let mut table: Vec<(u32, u32)> = Vec::new();
         match &m.rollout {
@@ -246,7 +270,7 @@ impl Control {
             return Err("no version takes traffic".into());
         }
         self.endpoints.upsert(name, settings, versions).map_err(|e| e.to_string())?;
-        self.reset_base(name, m);
+        m.online_written = written;
         Ok(())
     }
 
@@ -445,6 +469,7 @@ fn deploy(c: &Control, name: &str, existing: Option<Managed>, request: DeployReq
         base: Counters::default(),
         base_previous_scores: Vec::new(),
         external: None,
+        online_written: Vec::new(),
         models: BTreeMap::new(),
     });
     let target = m.rollout.as_ref().filter(|r| !matches!(r.phase, Phase::RolledBack { .. })).map(|r| r.candidate);
@@ -561,8 +586,42 @@ async fn read_external(c: &Shared, now: u64) {
     }
 }
 
+/// Reloads the online features of every endpoint whose stores were rewritten (by a
+/// materialisation) since they were loaded, so entity lookups see the new values.
+async fn reload_online(c: &Shared) {
+    let mut state = c.state.lock().await;
+    let stale: Vec<String> = state
+        .endpoints
+        .iter()
+        .filter(|(_, m)| !m.request.online.is_empty() && c.online_written(&m.request) != m.online_written)
+        .map(|(name, _)| name.clone())
+        .collect();
+    for name in stale {
+        let Some(mut m) = state.endpoints.get(&name).cloned() else { continue };
+        let result = {
+            let (c, name) = (c.clone(), name.clone());
+            tokio::task::spawn_blocking(move || c.upsert(&name, &mut m).map(|()| m)).await
+        };
+        match result {
+            Ok(Ok(m)) => {
+                log(&format!("{name}: online features reloaded"));
+                state.endpoints.insert(name, m);
+            }
+            Ok(Err(e)) => {
+                log(&format!("error: {name}: cannot reload the online features (the old ones serve): {e}"));
+                // Not retried every tick: the next rewrite of a store tries again.
+                if let Some(m) = state.endpoints.get_mut(&name) {
+                    m.online_written = c.online_written(&m.request);
+                }
+            }
+            Err(e) => log(&format!("error: {name}: reloading the online features failed: {e}")),
+        }
+    }
+}
+
 /// One tick of every rollout in progress.
 async fn drive(c: &Shared) {
+    reload_online(c).await;
     read_external(c, now_ms()).await;
     let mut state = c.state.lock().await;
     let now = now_ms();
