@@ -10,8 +10,10 @@
 pub mod apply;
 pub mod data;
 pub mod dataset;
+pub mod events;
 pub mod features;
 mod fsio;
+pub mod monitor;
 pub mod pipeline;
 pub mod registry;
 pub mod serve;

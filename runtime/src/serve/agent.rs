@@ -702,6 +702,7 @@ pub async fn run(options: AgentOptions, shutdown: impl std::future::Future<Outpu
     let server_options = ServerOptions {
         prediction_log: Some(PredictionLogOptions::new(options.data_dir.join("predictions"))),
         control: Some(Router::new().nest(PREFIX, routes)),
+        feedback_dir: Some(options.data_dir.clone()),
         ..ServerOptions::default()
     };
     let server = Server::start(options.address, endpoints.clone(), server_options)

@@ -22,7 +22,7 @@ pub mod predlog;
 pub mod rollout;
 pub mod server;
 pub mod trees;
-mod util;
+pub(crate) mod util;
 
 pub use endpoints::{BearerToken, EndpointError, EndpointSettings, EndpointSnapshot, Endpoints, VersionSnapshot};
 pub use metrics::Metrics;

@@ -285,7 +285,8 @@ fn endpoint_dir(name: &str) -> String {
     }
 }
 
-fn hour_file(dir: &Path, endpoint: &str, hour: i64) -> PathBuf {
+/// The log file of `endpoint` for `hour` (hours since the Unix epoch, UTC).
+pub(crate) fn hour_file(dir: &Path, endpoint: &str, hour: i64) -> PathBuf {
     let (y, m, d) = civil_from_days(hour.div_euclid(24));
     dir.join(endpoint_dir(endpoint)).join(format!("{y:04}-{m:02}-{d:02}T{:02}.jsonl", hour.rem_euclid(24)))
 }
