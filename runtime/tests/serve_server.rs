@@ -242,7 +242,7 @@ async fn shutdown_finishes_the_request_in_flight_and_refuses_new_connections() {
     let options = ServerOptions {
         prediction_log: Some(PredictionLogOptions::new(dir.path())),
         drain_timeout: Duration::from_secs(20),
-        control: None,
+        ..ServerOptions::default()
     };
     let server = start(e.clone(), options).await;
     let addr = server.local_addr();
