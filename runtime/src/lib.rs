@@ -16,6 +16,7 @@ mod fsio;
 pub mod monitor;
 pub mod pipeline;
 pub mod registry;
+pub mod retrain;
 pub mod serve;
 pub mod state;
 pub mod targets;

@@ -5,6 +5,7 @@
 //! registered model versions.
 
 use crate::data::{self, DataError};
+use crate::dataset::TrainingSet;
 use crate::features::{self, FeatureError, FeatureStore, MaterializeReport};
 use crate::registry::{ModelVersion, Registry, RegistryError};
 use crate::train::{self, TrainError, TrainOptions, TrainedModel};
@@ -240,6 +241,18 @@ impl<'a> Runtime<'a> {
     /// label source, trains, and registers the model. The first version that passes its gates
     /// becomes production; later ones stay candidates unless `promote` is set (and they pass).
     pub fn train(&self, job_address: &str, opts: &TrainOptions, promote: bool) -> Result<TrainOutcome, PipelineError> {
+        let (outcome, _) = self.train_on_fresh_data(job_address, opts, promote)?;
+        Ok(outcome)
+    }
+
+    /// [`Runtime::train`], also returning the training set it built (a retrain compares the
+    /// candidate with production on the set's holdout).
+    pub fn train_on_fresh_data(
+        &self,
+        job_address: &str,
+        opts: &TrainOptions,
+        promote: bool,
+    ) -> Result<(TrainOutcome, TrainingSet), PipelineError> {
         let resource = self.resource(job_address)?;
         let job = self.job(job_address)?;
         let mut materialized = Vec::new();
@@ -260,6 +273,11 @@ impl<'a> Runtime<'a> {
         if promoted {
             version = registry.promote(job_address, version.version, false)?;
         }
-        Ok(TrainOutcome { materialized, model, version, promoted })
+        Ok((TrainOutcome { materialized, model, version, promoted }, set))
+    }
+
+    /// The compiled training job at `address`.
+    pub fn training_job(&self, address: &str) -> Result<&'a TrainingJob, PipelineError> {
+        self.job(address)
     }
 }
