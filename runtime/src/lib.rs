@@ -4,6 +4,7 @@
 //! ```text
 //! data (sources → Arrow batches) ─▶ features (offline + online store, point-in-time joins)
 //!   ─▶ train (XGBoost) ─▶ registry (versioned models) ─▶ serve (HTTP, metrics, prediction log)
+//!   ─▶ monitor (drift statistics against the training reference)
 //! ```
 #![warn(missing_docs)]
 
@@ -12,6 +13,7 @@ pub mod data;
 pub mod dataset;
 pub mod features;
 mod fsio;
+pub mod monitor;
 pub mod pipeline;
 pub mod registry;
 pub mod serve;
