@@ -4,6 +4,7 @@
 //! ```text
 //! data (sources → Arrow batches) ─▶ features (offline + online store, point-in-time joins)
 //!   ─▶ train (XGBoost) ─▶ registry (versioned models) ─▶ serve (HTTP, metrics, prediction log)
+//!   ─▶ monitor (drift statistics against the training reference)
 //! ```
 #![warn(missing_docs)]
 

@@ -166,7 +166,7 @@ mod tests {
     fn the_schedule_fires_once_per_due_minute_and_not_for_the_past() {
         let mut p = policy(0, None);
         p.schedule = Some(Cron::parse("*/10 * * * *").unwrap());
-        let created = 1_800_000_000 - 1_800_000_000 % 600 + 30; // 30 s after a due minute
+        let created = 1_800_000_030; // 30 s after a due minute (1_800_000_000 is a multiple of 600)
         let mut h = History::default();
         assert_eq!(schedule_due(&p, &h, created, created * 1000), None, "the minute before creation is past");
         let due = created - 30 + 600;

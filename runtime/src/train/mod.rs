@@ -17,7 +17,7 @@ mod booster;
 pub mod metrics;
 mod params;
 mod predict;
-mod rng;
+pub(crate) mod rng;
 mod split;
 mod tune;
 
