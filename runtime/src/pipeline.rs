@@ -47,6 +47,9 @@ pub enum PipelineError {
     /// The registry failed.
     #[error(transparent)]
     Registry(#[from] RegistryError),
+    /// The training reference (for drift monitoring) could not be saved.
+    #[error(transparent)]
+    Reference(#[from] crate::monitor::reference::ReferenceError),
     /// The model trained for the configuration fails its gates.
     #[error(
         "`{job}` version {version} failed its gate ({failed}); it is registered as a candidate and \
@@ -191,10 +194,19 @@ impl<'a> Runtime<'a> {
             .rev()
             .find(|v| v.spec_hash == resource.hash && v.data_hash == data_hash && intact(v))
         {
-            Some(v) => (v, true),
+            Some(v) => {
+                // A registration interrupted before its reference was written: write it now.
+                let dir = v.model_path.parent().map(|d| d.join(crate::monitor::reference::REFERENCE_FILE));
+                if dir.is_some_and(|p| !p.exists()) {
+                    crate::monitor::capture::save(&set, job, &registry.model_json(&v)?, &v.model_path)?;
+                }
+                (v, true)
+            }
             None => {
                 let model = train::train(&set, job, opts)?;
-                (registry.register(job_address, &model, &resource.hash, &data_hash)?, false)
+                let version = registry.register(job_address, &model, &resource.hash, &data_hash)?;
+                crate::monitor::capture::save(&set, job, &model.model_json, &version.model_path)?;
+                (version, false)
             }
         };
         if !version.passed {
@@ -268,6 +280,7 @@ impl<'a> Runtime<'a> {
         let model = train::train(&set, job, opts)?;
         let registry = self.registry()?;
         let mut version = registry.register(job_address, &model, &resource.hash, &train::data_hash(&set))?;
+        crate::monitor::capture::save(&set, job, &model.model_json, &version.model_path)?;
         let first = registry.production(job_address)?.is_none();
         let promoted = model.passed() && (first || promote);
         if promoted {

@@ -5,8 +5,10 @@
 //! ([`drift`]) and performance metrics. [`compare`] runs the same statistics on any two CSV or
 //! Parquet files (`mlops drift compare`).
 
+pub mod capture;
 pub mod compare;
 pub mod drift;
+pub mod evaluate;
 pub mod feedback;
 pub mod reference;
 pub mod window;
