@@ -5,6 +5,7 @@ mod agent;
 mod apply;
 mod compile;
 mod diff;
+mod events;
 mod fmt;
 mod graph;
 mod materialize;
@@ -75,6 +76,8 @@ enum Command {
     Status(agent::Status),
     /// Roll an endpoint back to its previous version at once.
     Rollback(agent::Rollback),
+    /// Show what monitors and retrain policies decided (breaches, retrains, promotions).
+    Events(events::Events),
 }
 
 impl Cli {
@@ -101,6 +104,7 @@ impl Cli {
             Command::Agent(c) => c.run(),
             Command::Status(c) => c.run(),
             Command::Rollback(c) => c.run(),
+            Command::Events(c) => c.run(),
         }
     }
 }
