@@ -5,6 +5,7 @@ mod agent;
 mod apply;
 mod compile;
 mod diff;
+mod drift;
 mod fmt;
 mod graph;
 mod materialize;
@@ -75,6 +76,8 @@ enum Command {
     Status(agent::Status),
     /// Roll an endpoint back to its previous version at once.
     Rollback(agent::Rollback),
+    /// Drift statistics outside a monitor (`drift compare REFERENCE CURRENT`).
+    Drift(drift::DriftCmd),
 }
 
 impl Cli {
@@ -101,6 +104,7 @@ impl Cli {
             Command::Agent(c) => c.run(),
             Command::Status(c) => c.run(),
             Command::Rollback(c) => c.run(),
+            Command::Drift(c) => c.run(),
         }
     }
 }
