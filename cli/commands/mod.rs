@@ -5,6 +5,7 @@ mod agent;
 mod apply;
 mod compile;
 mod diff;
+mod drift;
 mod events;
 mod fmt;
 mod graph;
@@ -78,6 +79,8 @@ enum Command {
     Rollback(agent::Rollback),
     /// Show what monitors and retrain policies decided (breaches, retrains, promotions).
     Events(events::Events),
+    /// Drift statistics outside a monitor (`drift compare REFERENCE CURRENT`).
+    Drift(drift::DriftCmd),
 }
 
 impl Cli {
@@ -105,6 +108,7 @@ impl Cli {
             Command::Status(c) => c.run(),
             Command::Rollback(c) => c.run(),
             Command::Events(c) => c.run(),
+            Command::Drift(c) => c.run(),
         }
     }
 }
