@@ -204,6 +204,12 @@ fn drift_triggers_a_retrain_that_rolls_out_and_is_promoted() {
     let tree = fraud_tree("loop-promote");
     let dir = fraud_dir(&tree);
     fast_loop(&tree, "0.0");
+    // A check on the agent's own metrics page, read through prometheus-parse each window.
+    let scrape = format!(
+        "  prometheus \"served\" {{\n    scrape = \"http://{}/metrics\"\n    query  = \"mlops_predictions_total{{endpoint=\\\"module.fraud.api\\\"}}\"\n    above  = 1000000000\n  }}\n\n  performance {{",
+        fraud_address(&tree)
+    );
+    edit(&dir.join("model.mlops.hcl"), "  performance {", &scrape);
     let applied = ok(&dir, &["apply", "--auto-approve"]);
     assert!(applied.contains("monitor.fraud_health: Creation complete"), "{applied}");
     assert!(applied.contains("retrain_policy.fraud_auto: Creation complete"), "{applied}");
@@ -221,6 +227,7 @@ fn drift_triggers_a_retrain_that_rolls_out_and_is_promoted() {
     let status = ok(&dir, &["status"]);
     assert!(status.contains("monitor.fraud_health  (watches module.fraud.api, version 1)  ok"), "{status}");
     assert!(status.contains("psi(amount)"), "{status}");
+    assert!(status.lines().any(|l| l.contains("prometheus") && l.contains("scrape(served)") && l.contains(" ok")), "{status}");
 
     // The world shifts: new rows in the source, amounts ×3 in the traffic.
     append_shifted_data(&dir);

@@ -32,6 +32,7 @@ use crate::monitor::feedback::FeedbackStore;
 use crate::monitor::reference::Reference;
 use crate::monitor::window::Window;
 use crate::registry::Registry;
+use crate::serve::external;
 use crate::train::TrainOptions;
 
 /// A monitor as `apply` deploys it.
@@ -354,7 +355,20 @@ impl Controller {
                 Err(e) => tracing::warn!(error = %e, "cannot read the feedback source"),
             }
         }
-        evaluate::evaluate(&r.address, &r.monitor, &window, version, reference.as_ref(), &labels)
+        let mut report = evaluate::evaluate(&r.address, &r.monitor, &window, version, reference.as_ref(), &labels);
+        for check in &r.monitor.prometheus {
+            let value = block_on(async {
+                let client = reqwest::Client::new();
+                match (&check.url, &check.scrape) {
+                    (_, Some(page)) => external::scrape(&client, page, &check.query).await,
+                    (Some(url), None) => external::prometheus(&client, url, &check.query).await,
+                    (None, None) => Err("neither `url` nor `scrape` is set".into()),
+                }
+            })
+            .and_then(|r| r);
+            report.checks.push(evaluate::prometheus_check(check, value));
+        }
+        report
     }
 
     fn follow_rollouts(&self, rollouts: &Arc<dyn Rollouts>, now: u64) {
@@ -537,6 +551,19 @@ impl Controller {
             p.last = Some(last);
         }
         Self::persist(&self.data_dir, &s);
+    }
+}
+
+/// Runs `f` to completion from a blocking thread: on the host's tokio runtime when there is
+/// one (the agent runs ticks on its blocking pool), else on a small one of its own.
+fn block_on<F: std::future::Future>(f: F) -> Result<F::Output, String> {
+    match tokio::runtime::Handle::try_current() {
+        Ok(handle) => Ok(handle.block_on(f)),
+        Err(_) => tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .map(|rt| rt.block_on(f))
+            .map_err(|e| format!("cannot start a tokio runtime: {e}")),
     }
 }
 
