@@ -285,6 +285,12 @@ fn a_retrain_that_does_not_beat_production_is_not_promoted() {
     assert!(!kinds(&all).iter().any(|k| k == "rollout_started" || k == "promoted"), "{all:#?}");
     // Breaches keep coming; the cooldown and the budget say why nothing retrains again at once.
     assert!(wait_until(30, || kinds(&events(&dir)).iter().any(|k| k == "retrain_skipped")), "{:#?}", events(&dir));
+    // plan sees the data: the monitor's values and what the policy would do about them now.
+    let plan = ok(&dir, &["plan"]);
+    assert!(plan.contains("Monitors now (the running agent's last windows):"), "{plan}");
+    assert!(plan.contains("monitor.fraud_health: psi(amount_sum_24h)="), "{plan}");
+    assert!(plan.contains("→ retrain_policy.fraud_auto: would"), "{plan}");
+    assert!(plan.contains("psi(amount) ") && plan.contains(" > 0.2 over "), "{plan}");
     let (answered, failed) = traffic.finish();
     assert!(answered > 0 && failed == 0);
     assert_eq!(traffic_version(&tree), 1);

@@ -146,6 +146,12 @@ pub struct PolicyStatus {
     pub rolling_out: Option<u32>,
     /// The last thing it did.
     pub last: Option<String>,
+    /// The monitors whose breaches trigger it.
+    #[serde(default)]
+    pub on: Vec<String>,
+    /// What its guardrails would say to a trigger now: `None` retrains, else why not.
+    #[serde(default)]
+    pub would_skip: Option<String>,
 }
 
 /// The controller of one data directory.
@@ -279,6 +285,12 @@ impl Controller {
                 running: p.history.running,
                 rolling_out: p.pending.as_ref().map(|x| x.candidate),
                 last: p.last.clone(),
+                on: p.request.policy.on.clone(),
+                would_skip: match (&p.pending, policy::decide(&p.request.policy, &p.history, now_ms())) {
+                    (Some(x), _) => Some(format!("version {} is still rolling out", x.candidate)),
+                    (None, Decision::Skip(why)) => Some(why),
+                    (None, Decision::Retrain) => None,
+                },
             })
             .collect();
         (monitors, policies)
