@@ -227,7 +227,10 @@ fn drift_triggers_a_retrain_that_rolls_out_and_is_promoted() {
     let status = ok(&dir, &["status"]);
     assert!(status.contains("monitor.fraud_health  (watches module.fraud.api, version 1)  ok"), "{status}");
     assert!(status.contains("psi(amount)"), "{status}");
-    assert!(status.lines().any(|l| l.contains("prometheus") && l.contains("scrape(served)") && l.contains(" ok")), "{status}");
+    assert!(
+        status.lines().any(|l| l.contains("prometheus") && l.contains("scrape(served)") && l.contains(" ok")),
+        "{status}"
+    );
 
     // The world shifts: new rows in the source, amounts ×3 in the traffic.
     append_shifted_data(&dir);
@@ -246,6 +249,17 @@ fn drift_triggers_a_retrain_that_rolls_out_and_is_promoted() {
     assert_eq!(gate["details"]["candidate"]["version"], 2, "{gate}");
     assert!(gate["details"]["comparison"]["rows"].as_u64().unwrap() > 1000, "{gate}");
     assert!(wait_until(10, || traffic.last_version.load(Ordering::Relaxed) == 2));
+    // The report people look at: the shifted window against the training reference.
+    let page = tree.path().join("report.html");
+    let wrote =
+        ok(&dir, &["drift", "report", "monitor.fraud_health", "--out", page.to_str().unwrap(), "--window", "20s"]);
+    assert!(wrote.contains("breached"), "{wrote}");
+    let html = std::fs::read_to_string(&page).unwrap();
+    assert_eq!(html.matches("<svg").count(), 3, "one plot per drift feature");
+    assert!(html.contains("BREACHED") && html.contains("psi") && html.contains("amount_sum_24h"));
+    let out = mlops().args(["drift", "report", "monitor.nope", "--out", "x.html"]).arg(&dir).output().unwrap();
+    assert!(!out.status.success());
+    assert!(stderr(&out).contains("`monitor.nope` is not a monitor of this configuration"), "{}", stderr(&out));
     let (answered, failed) = traffic.finish();
     assert!(answered > 100, "{answered}");
     assert_eq!(failed, 0);

@@ -141,7 +141,11 @@ pub(super) fn observations(data_dir: &std::path::Path, markdown: bool) -> Option
         return None;
     }
     let mut out = String::new();
-    out.push_str(if markdown { "\n#### Monitors now\n\n" } else { "\nMonitors now (the running agent's last windows):\n" });
+    out.push_str(if markdown {
+        "\n#### Monitors now\n\n"
+    } else {
+        "\nMonitors now (the running agent's last windows):\n"
+    });
     for m in &status.monitors {
         let bullet = if markdown { "- " } else { "  " };
         let Some(r) = &m.last else {
@@ -155,7 +159,11 @@ pub(super) fn observations(data_dir: &std::path::Path, markdown: bool) -> Option
             .filter(|c| c.value.is_some())
             .map(|c| format!("{}({})={:.4} ({})", c.method, c.name, c.value.unwrap_or_default(), c.threshold))
             .collect();
-        out.push_str(&format!("{bullet}{}: {}\n", m.address, if values.is_empty() { "no values yet".to_string() } else { values.join(", ") }));
+        out.push_str(&format!(
+            "{bullet}{}: {}\n",
+            m.address,
+            if values.is_empty() { "no values yet".to_string() } else { values.join(", ") }
+        ));
         if breaches.is_empty() {
             continue;
         }

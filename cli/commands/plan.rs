@@ -3,8 +3,8 @@
 
 use super::{write_atomic, ConfigArgs};
 use clap::{Args, ValueEnum};
-use mlops_compiler::plan::{plan, plan_destroy, render_markdown, render_text, Plan};
 use mlops_compiler::model::Target;
+use mlops_compiler::plan::{plan, plan_destroy, render_markdown, render_text, Plan};
 use mlops_runtime::state;
 use mlops_runtime::workspace::Workspace;
 use mlops_runtime::{apply, targets};

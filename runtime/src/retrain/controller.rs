@@ -52,6 +52,32 @@ pub struct MonitorRequest {
     pub root: PathBuf,
 }
 
+impl MonitorRequest {
+    /// The request for the monitor at `address` of `spec` (`root`: the configuration directory).
+    pub fn from_spec(spec: &SystemSpec, address: &str, root: &Path) -> Result<MonitorRequest, String> {
+        let find = |a: &str| spec.resources.iter().find(|r| r.address == a).map(|r| &r.config);
+        let Some(mlops_compiler::model::Config::Monitor(monitor)) = find(address) else {
+            return Err(format!("`{address}` is not a monitor of this configuration"));
+        };
+        let job = match find(&monitor.endpoint) {
+            Some(mlops_compiler::model::Config::Endpoint(e)) => e.model.clone(),
+            _ => return Err(format!("{} is not an endpoint of this configuration", monitor.endpoint)),
+        };
+        let feedback = monitor.performance.as_ref().and_then(|p| match find(&p.feedback) {
+            Some(mlops_compiler::model::Config::Source(s)) => Some((p.feedback.clone(), s.clone())),
+            _ => None,
+        });
+        Ok(MonitorRequest {
+            address: address.to_string(),
+            monitor: monitor.clone(),
+            endpoint: crate::serve::control::endpoint_name(&monitor.endpoint),
+            job,
+            feedback,
+            root: root.canonicalize().unwrap_or_else(|_| root.to_path_buf()),
+        })
+    }
+}
+
 /// A retrain policy as `apply` deploys it.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct PolicyRequest {
@@ -347,40 +373,7 @@ impl Controller {
     }
 
     fn judge(&self, r: &MonitorRequest, now: u64) -> MonitorReport {
-        let to_us = now as i64 * 1000;
-        let from_us = to_us - r.monitor.window.as_millis() as i64 * 1000;
-        let window =
-            Window::read(&self.data_dir.join("predictions"), &r.endpoint, from_us, to_us).unwrap_or_else(|e| {
-                tracing::error!(error = %e, "cannot read the prediction log");
-                Window { from_us, to_us, ..Window::default() }
-            });
-        let version = window.versions().into_iter().max_by_key(|(v, n)| (*n, *v)).map(|(v, _)| v);
-        let reference = version.and_then(|v| {
-            let registry = Registry::open(self.data_dir.join("registry")).ok()?;
-            let meta = registry.get(&r.job, v).ok()?;
-            Reference::load(meta.model_path.parent()?).ok()
-        });
-        let mut labels = FeedbackStore::open(&self.data_dir).read(&r.endpoint).unwrap_or_default();
-        if let (Some((address, source)), Some(p)) = (&r.feedback, &r.monitor.performance) {
-            match evaluate::source_labels(source, address, &r.root, &p.id_column, &p.label_column) {
-                Ok(from_source) => labels.extend(from_source),
-                Err(e) => tracing::warn!(error = %e, "cannot read the feedback source"),
-            }
-        }
-        let mut report = evaluate::evaluate(&r.address, &r.monitor, &window, version, reference.as_ref(), &labels);
-        for check in &r.monitor.prometheus {
-            let value = block_on(async {
-                let client = reqwest::Client::new();
-                match (&check.url, &check.scrape) {
-                    (_, Some(page)) => external::scrape(&client, page, &check.query).await,
-                    (Some(url), None) => external::prometheus(&client, url, &check.query).await,
-                    (None, None) => Err("neither `url` nor `scrape` is set".into()),
-                }
-            })
-            .and_then(|r| r);
-            report.checks.push(evaluate::prometheus_check(check, value));
-        }
-        report
+        judge(&self.data_dir, r, now).0
     }
 
     fn follow_rollouts(&self, rollouts: &Arc<dyn Rollouts>, now: u64) {
@@ -564,6 +557,45 @@ impl Controller {
         }
         Self::persist(&self.data_dir, &s);
     }
+}
+
+/// Judges the window of `r` ending at `now` from the files under `data_dir` (prediction log,
+/// registry, feedback) and the monitor's Prometheus checks; also returns the window and the
+/// reference it was judged against (for reports).
+pub fn judge(data_dir: &Path, r: &MonitorRequest, now: u64) -> (MonitorReport, Window, Option<Reference>) {
+    let to_us = now as i64 * 1000;
+    let from_us = to_us - r.monitor.window.as_millis() as i64 * 1000;
+    let window = Window::read(&data_dir.join("predictions"), &r.endpoint, from_us, to_us).unwrap_or_else(|e| {
+        tracing::error!(error = %e, "cannot read the prediction log");
+        Window { from_us, to_us, ..Window::default() }
+    });
+    let version = window.versions().into_iter().max_by_key(|(v, n)| (*n, *v)).map(|(v, _)| v);
+    let reference = version.and_then(|v| {
+        let registry = Registry::open(data_dir.join("registry")).ok()?;
+        let meta = registry.get(&r.job, v).ok()?;
+        Reference::load(meta.model_path.parent()?).ok()
+    });
+    let mut labels = FeedbackStore::open(data_dir).read(&r.endpoint).unwrap_or_default();
+    if let (Some((address, source)), Some(p)) = (&r.feedback, &r.monitor.performance) {
+        match evaluate::source_labels(source, address, &r.root, &p.id_column, &p.label_column) {
+            Ok(from_source) => labels.extend(from_source),
+            Err(e) => tracing::warn!(error = %e, "cannot read the feedback source"),
+        }
+    }
+    let mut report = evaluate::evaluate(&r.address, &r.monitor, &window, version, reference.as_ref(), &labels);
+    for check in &r.monitor.prometheus {
+        let value = block_on(async {
+            let client = reqwest::Client::new();
+            match (&check.url, &check.scrape) {
+                (_, Some(page)) => external::scrape(&client, page, &check.query).await,
+                (Some(url), None) => external::prometheus(&client, url, &check.query).await,
+                (None, None) => Err("neither `url` nor `scrape` is set".into()),
+            }
+        })
+        .and_then(|r| r);
+        report.checks.push(evaluate::prometheus_check(check, value));
+    }
+    (report, window, reference)
 }
 
 /// Runs `f` to completion from a blocking thread: on the host's tokio runtime when there is
