@@ -136,6 +136,10 @@ struct ManagedPolicy {
     pending: Option<Pending>,
     /// The last thing the policy did, in words.
     last: Option<String>,
+    /// The `new_data` source's row count, with the fingerprint it was counted at (counted
+    /// again only when the fingerprint moves).
+    #[serde(default)]
+    rows_seen: Option<(String, u64)>,
 }
 
 #[derive(Debug, Default, Serialize, Deserialize)]
@@ -186,6 +190,7 @@ pub struct Controller {
     events: Arc<EventLog>,
     state: Arc<Mutex<State>>,
     train: TrainOptions,
+    metrics: Option<Arc<crate::serve::Metrics>>,
 }
 
 impl std::fmt::Debug for Controller {
@@ -205,7 +210,7 @@ fn state_file(data_dir: &Path) -> PathBuf {
 impl Controller {
     /// The controller of `data_dir`, restoring its persisted state (a retrain marked running
     /// died with the previous process: it is recorded as failed).
-    pub fn open(data_dir: &Path) -> Controller {
+    pub fn open(data_dir: &Path, metrics: Option<Arc<crate::serve::Metrics>>) -> Controller {
         let events = Arc::new(EventLog::open(data_dir));
         let mut state: State =
             std::fs::read(state_file(data_dir)).ok().and_then(|b| serde_json::from_slice(&b).ok()).unwrap_or_default();
@@ -222,7 +227,7 @@ impl Controller {
             }
         }
         let train = TrainOptions { progress: false, ..TrainOptions::default() };
-        Controller { data_dir: data_dir.to_path_buf(), events, state: Arc::new(Mutex::new(state)), train }
+        Controller { data_dir: data_dir.to_path_buf(), events, state: Arc::new(Mutex::new(state)), train, metrics }
     }
 
     /// The event log.
@@ -269,6 +274,7 @@ impl Controller {
             history: History::default(),
             pending: None,
             last: None,
+            rows_seen: None,
         });
         p.request = request;
         Self::persist(&self.data_dir, &s);
@@ -323,6 +329,9 @@ impl Controller {
     }
 
     fn emit(&self, e: Event) {
+        if let Some(m) = &self.metrics {
+            m.record_event(e.kind.as_str(), &e.subject);
+        }
         if let Err(err) = self.events.append(&e) {
             tracing::error!(error = %err, "cannot write an event");
         }
@@ -357,6 +366,9 @@ impl Controller {
                 let shown: Vec<String> = report.checks.iter().map(|c| c.message.clone()).collect();
                 (EventKind::MonitorOk, shown.join("; "))
             };
+            if let Some(m) = &self.metrics {
+                m.record_monitor(&report);
+            }
             let details = serde_json::to_value(&report).unwrap_or_default();
             self.emit(event(kind, &request.address, message, details));
             let mut s = self.lock();
@@ -438,6 +450,14 @@ impl Controller {
                 p.history.schedule_fired_s = Some(minute);
                 triggers.push(t);
             }
+            let rows_now = new_data_rows(p);
+            if let (Some(nd), Some(rows)) = (&p.request.policy.new_data, rows_now) {
+                // The count when the policy first looked is the baseline.
+                let base = *p.history.rows_at_last.get_or_insert(rows);
+                if rows >= base + nd.rows {
+                    triggers.push(Trigger::NewData { rows: rows - base });
+                }
+            }
             let Some(trigger) = triggers.into_iter().next() else { continue };
             policy::prune(&p.request.policy, &mut p.history, now);
             let decision = if p.pending.is_some() {
@@ -459,6 +479,9 @@ impl Controller {
                     self.emit(e);
                 }
                 Decision::Retrain => {
+                    if let Some(rows) = rows_now {
+                        p.history.rows_at_last = Some(rows);
+                    }
                     p.history.started_ms.push(now);
                     p.history.running = true;
                     p.last = Some(format!("retraining: {}", trigger.describe()));
@@ -478,9 +501,9 @@ impl Controller {
     }
 
     fn spawn_retrain(&self, request: PolicyRequest, rollouts: Arc<dyn Rollouts>) {
-        let (state, events, data_dir, train) =
-            (self.state.clone(), self.events.clone(), self.data_dir.clone(), self.train.clone());
-        let worker = Controller { data_dir, events, state, train };
+        let (state, events, data_dir, train, metrics) =
+            (self.state.clone(), self.events.clone(), self.data_dir.clone(), self.train.clone(), self.metrics.clone());
+        let worker = Controller { data_dir, events, state, train, metrics };
         let spawned =
             std::thread::Builder::new().name("mlops-retrain".into()).spawn(move || worker.retrain(request, &rollouts));
         if let Err(e) = spawned {
@@ -557,6 +580,37 @@ impl Controller {
         }
         Self::persist(&self.data_dir, &s);
     }
+}
+
+/// The row count of the policy's `new_data` source now (`None`: no such trigger, or the source
+/// cannot be read — said in the log, never a trigger). Counted only when the source's cheap
+/// fingerprint (paths, sizes, modification times) moved since the last count.
+fn new_data_rows(p: &mut ManagedPolicy) -> Option<u64> {
+    let nd = p.request.policy.new_data.as_ref()?;
+    let source = p.request.spec.resources.iter().find(|r| r.address == nd.source).and_then(|r| match &r.config {
+        mlops_compiler::model::Config::Source(s) => Some(s),
+        _ => None,
+    })?;
+    let root = &p.request.root;
+    let fingerprint = match crate::data::fingerprint(source, &nd.source, root) {
+        Ok(f) => f,
+        Err(e) => {
+            tracing::warn!(source = %nd.source, error = %e, "cannot read the new_data source");
+            return None;
+        }
+    };
+    if let Some((seen, rows)) = &p.rows_seen {
+        if *seen == fingerprint {
+            return Some(*rows);
+        }
+    }
+    let mut rows = 0u64;
+    let reader = crate::data::open(source, &nd.source, root).ok()?;
+    for batch in reader {
+        rows += batch.ok()?.num_rows() as u64;
+    }
+    p.rows_seen = Some((fingerprint, rows));
+    Some(rows)
 }
 
 /// Judges the window of `r` ending at `now` from the files under `data_dir` (prediction log,
