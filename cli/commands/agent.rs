@@ -4,6 +4,8 @@
 use super::{split_dir_and_addresses, ConfigArgs, VarArgs};
 use clap::Args;
 use mlops_compiler::model::Target;
+use mlops_runtime::monitor::evaluate::CheckStatus;
+use mlops_runtime::retrain::controller::MonitorStatus;
 use mlops_runtime::serve::agent::{self, AgentOptions};
 use mlops_runtime::serve::control::{self, Agent, EndpointStatus};
 use mlops_runtime::workspace::Workspace;
@@ -92,6 +94,91 @@ fn print_endpoint(e: &EndpointStatus) {
     }
 }
 
+fn print_monitor(m: &MonitorStatus) {
+    let Some(r) = &m.last else {
+        println!("{}  (watches {})  first window not over yet", m.address, m.endpoint);
+        return;
+    };
+    let breached = r.breaches().len();
+    let verdict = if breached > 0 {
+        format!("BREACHED ({breached} check{})", if breached == 1 { "" } else { "s" })
+    } else if r.insufficient() {
+        "not enough data".to_string()
+    } else {
+        "ok".to_string()
+    };
+    println!(
+        "{}  (watches {}, version {})  {verdict}  {} predictions in the last window",
+        m.address,
+        m.endpoint,
+        r.version.map_or_else(|| "—".to_string(), |v| v.to_string()),
+        r.predictions
+    );
+    for c in &r.checks {
+        let value = c.p_value.filter(|_| c.threshold.starts_with("p ")).or(c.value);
+        println!(
+            "  {:<11} {:<24} {:>10}  threshold {:<10} {}",
+            c.check,
+            format!("{}({})", c.method, c.name),
+            value.map_or_else(|| "—".to_string(), |v| format!("{v:.4}")),
+            c.threshold,
+            match c.status {
+                CheckStatus::Ok => "ok",
+                CheckStatus::Breached => "BREACHED",
+                CheckStatus::InsufficientData => "not enough data",
+                CheckStatus::Error => "error",
+            }
+        );
+    }
+}
+
+/// What the running monitors see now and what their policies would do about it, for `plan`
+/// ("retrain `module.fraud.job`: psi(amount) 0.31 > 0.2 over 1204 values"); `None` without an
+/// agent or monitors.
+pub(super) fn observations(data_dir: &std::path::Path, markdown: bool) -> Option<String> {
+    let status = Agent::find(data_dir)?.status().ok()?;
+    if status.monitors.is_empty() {
+        return None;
+    }
+    let mut out = String::new();
+    out.push_str(if markdown {
+        "\n#### Monitors now\n\n"
+    } else {
+        "\nMonitors now (the running agent's last windows):\n"
+    });
+    for m in &status.monitors {
+        let bullet = if markdown { "- " } else { "  " };
+        let Some(r) = &m.last else {
+            out.push_str(&format!("{bullet}{}: first window not over yet\n", m.address));
+            continue;
+        };
+        let breaches = r.breaches();
+        let values: Vec<String> = r
+            .checks
+            .iter()
+            .filter(|c| c.value.is_some())
+            .map(|c| format!("{}({})={:.4} ({})", c.method, c.name, c.value.unwrap_or_default(), c.threshold))
+            .collect();
+        out.push_str(&format!(
+            "{bullet}{}: {}\n",
+            m.address,
+            if values.is_empty() { "no values yet".to_string() } else { values.join(", ") }
+        ));
+        if breaches.is_empty() {
+            continue;
+        }
+        let why: Vec<&str> = breaches.iter().map(|c| c.message.as_str()).collect();
+        for p in status.policies.iter().filter(|p| p.on.contains(&m.address)) {
+            let line = match &p.would_skip {
+                None => format!("would retrain `{}`: {}", p.job, why.join("; ")),
+                Some(skip) => format!("would not retrain `{}` ({skip}) despite: {}", p.job, why.join("; ")),
+            };
+            out.push_str(&format!("{bullet}  → {}: {line}\n", p.address));
+        }
+    }
+    Some(out)
+}
+
 impl Status {
     pub fn run(self) -> Result<ExitCode, String> {
         let Some((data_dir, _)) = local(&self.config)? else { return Ok(ExitCode::from(1)) };
@@ -114,6 +201,20 @@ impl Status {
         }
         for e in &status.endpoints {
             print_endpoint(e);
+        }
+        for m in &status.monitors {
+            print_monitor(m);
+        }
+        for p in &status.policies {
+            let state = match (p.running, p.rolling_out) {
+                (true, _) => "retraining now".to_string(),
+                (false, Some(v)) => format!("version {v} rolling out"),
+                _ => "idle".to_string(),
+            };
+            println!("{}  (retrains {})  {state}, {} retrain(s) remembered", p.address, p.job, p.retrains);
+            if let Some(last) = &p.last {
+                println!("  last: {last}");
+            }
         }
         Ok(ExitCode::SUCCESS)
     }

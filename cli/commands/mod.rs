@@ -6,6 +6,8 @@ mod apply;
 mod compile;
 mod diff;
 mod drift;
+mod drift_report;
+mod events;
 mod fmt;
 mod graph;
 mod materialize;
@@ -76,6 +78,8 @@ enum Command {
     Status(agent::Status),
     /// Roll an endpoint back to its previous version at once.
     Rollback(agent::Rollback),
+    /// Show what monitors and retrain policies decided (breaches, retrains, promotions).
+    Events(events::Events),
     /// Drift statistics outside a monitor (`drift compare REFERENCE CURRENT`).
     Drift(drift::DriftCmd),
 }
@@ -104,6 +108,7 @@ impl Cli {
             Command::Agent(c) => c.run(),
             Command::Status(c) => c.run(),
             Command::Rollback(c) => c.run(),
+            Command::Events(c) => c.run(),
             Command::Drift(c) => c.run(),
         }
     }

@@ -11,11 +11,13 @@
 pub mod apply;
 pub mod data;
 pub mod dataset;
+pub mod events;
 pub mod features;
 mod fsio;
 pub mod monitor;
 pub mod pipeline;
 pub mod registry;
+pub mod retrain;
 pub mod serve;
 pub mod state;
 pub mod targets;

@@ -359,6 +359,12 @@ fn run_one(
     Ok(Evaluated { params: p, outcome, metrics })
 }
 
+/// The rows of `set` that [`train`] holds out for evaluation under `job`'s validation rule
+/// (the latest rows for a time split): the holdout a retrain compares candidate and production on.
+pub fn holdout_rows(set: &TrainingSet, job: &TrainingJob) -> Result<Vec<usize>, TrainError> {
+    Ok(split::split(&set.event_time, set.rows(), &job.validation)?.holdout)
+}
+
 /// Trains, evaluates and gates a model for `job` on `set`.
 pub fn train(set: &TrainingSet, job: &TrainingJob, opts: &TrainOptions) -> Result<TrainedModel, TrainError> {
     check_set(set)?;
