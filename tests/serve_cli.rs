@@ -327,6 +327,86 @@ fn a_candidate_that_trips_its_rollback_rule_is_rolled_back_automatically() {
 }
 
 #[test]
+fn a_rollback_rule_on_a_scraped_metric_rolls_back_and_an_unreadable_one_holds() {
+    let tree = fraud_tree("serve-external-rollback");
+    let dir = fraud_dir(&tree);
+    ok(&dir, &["apply", "--auto-approve"]);
+    short_canary_and_new_model(&tree);
+    // First a metric nobody serves: the canary may not pass its 1 s steps without it.
+    let module = tree.path().join("modules/tabular-classifier/main.mlops.hcl");
+    let rule = "metric = \"error_rate\"\n      above  = 0.02";
+    let unreadable = "metric = \"prometheus\"\n      url = \"http://127.0.0.1:1\"\n      query = \"up\"\n      above  = 1\n      min_requests = 1";
+    edit(&module, rule, unreadable);
+    ok(&dir, &["apply", "--auto-approve"]);
+    let load = Load::start(&fraud_address(&tree), 2);
+    let waiting = wait_until(30, || {
+        ok(&dir, &["status"])
+            .contains("cannot read it, so the step waits: cannot reach Prometheus at http://127.0.0.1:1")
+    });
+    std::thread::sleep(std::time::Duration::from_secs(3));
+    let held = weights(&dir);
+    let (sent, answered, failures) = load.finish();
+    assert!(waiting, "{}", ok(&dir, &["status"]));
+    assert_eq!(held, [(2, 10.0), (1, 90.0)], "three 1 s intervals later the canary is still at its first step");
+    assert_eq!(sent, answered, "{failures:?}");
+
+    // Then the agent's own page: more than 20 predictions by the candidate trips it.
+    let address = fraud_address(&tree);
+    let scraped = format!(
+        "metric = \"scrape\"\n      url = \"http://{address}/metrics\"\n      query = \"mlops_predictions_total{{endpoint=\\\"$endpoint\\\",version=\\\"$candidate\\\"}}\"\n      above  = 20\n      min_requests = 1"
+    );
+    edit(&module, unreadable, &scraped);
+    edit(&fraud_dir(&tree).join("model.mlops.hcl"), "max_depth = 4", "max_depth = 5");
+    ok(&dir, &["apply", "--auto-approve"]);
+    let load = Load::start(&address, 2);
+    let rolled_back = wait_until(30, || weights(&dir) == [(1, 100.0)]);
+    let (sent, answered, failures) = load.finish();
+    let shown = ok(&dir, &["status"]);
+    assert!(rolled_back, "{shown}");
+    assert_eq!(sent, answered, "{failures:?}");
+    assert!(shown.contains("rollout: version 3 rolled back: scrape "), "{shown}");
+    assert!(shown.contains("> 20 over "), "{shown}");
+}
+
+#[test]
+fn rematerialised_online_features_reach_the_running_endpoint() {
+    let tree = fraud_tree("serve-online-reload");
+    let dir = fraud_dir(&tree);
+    ok(&dir, &["apply", "--auto-approve"]);
+    let lookup = r#"{"entities": [{"account_id": "acct_fresh"}]}"#;
+    let (code, before) = predict(&tree, lookup);
+    assert_eq!(code, 200, "{before}");
+    // New transactions of an account the store did not know, dated now (inside the view's ttl).
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs();
+    let stamp = |secs: u64| {
+        let out = std::process::Command::new("date")
+            .args(["-u", "-d", &format!("@{secs}"), "+%Y-%m-%dT%H:%M:%SZ"])
+            .output()
+            .unwrap();
+        String::from_utf8(out.stdout).unwrap().trim().to_string()
+    };
+    let csv = dir.join("data/transactions.csv");
+    let mut text = std::fs::read_to_string(&csv).unwrap();
+    for (i, amount) in [2400.0, 3100.0, 2950.0].iter().enumerate() {
+        text.push_str(&format!(
+            "txn_fresh_{i},acct_fresh,{amount},electronics,3,false,{}\n",
+            stamp(now - 600 + 60 * i as u64)
+        ));
+    }
+    std::fs::write(&csv, text).unwrap();
+    let applied = ok(&dir, &["apply", "--auto-approve"]);
+    assert!(applied.contains("feature_view"), "{applied}");
+    let mut after = Value::Null;
+    let reloaded = wait_until(20, || {
+        after = predict(&tree, lookup).1;
+        after["predictions"][0]["score"] != before["predictions"][0]["score"]
+    });
+    assert!(reloaded, "the endpoint still answers from the old store: {before} vs {after}");
+    let log = std::fs::read_to_string(data(&dir).join("agent/agent.log")).unwrap();
+    assert!(log.contains("module.fraud.api: online features reloaded"), "{log}");
+}
+
+#[test]
 fn moving_the_address_restarts_the_agent_there() {
     let tree = fraud_tree("serve-move");
     let dir = fraud_dir(&tree);

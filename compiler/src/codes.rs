@@ -120,6 +120,8 @@ codes! {
     TIME_SPLIT_WITHOUT_TIMESTAMP = "mlops::ml::time_split_without_timestamp";
     /// Autoscaling bounds that do not fit together.
     AUTOSCALING = "mlops::ml::autoscaling";
+    /// A rollback rule's `query` or `url` that is missing, misplaced or cannot be read.
+    ROLLBACK_QUERY = "mlops::ml::rollback_query";
     /// A retrain policy with no trigger.
     NO_TRIGGER = "mlops::ml::no_trigger";
     /// A promotion that goes through an endpoint serving another job's model.

@@ -25,6 +25,7 @@ pub mod model;
 pub mod parse;
 pub mod plan;
 pub mod schema;
+pub mod selector;
 pub mod source;
 pub mod spec;
 pub mod state;

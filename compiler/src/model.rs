@@ -487,6 +487,12 @@ pub struct Rollback {
     pub above: f64,
     /// Requests before judging.
     pub min_requests: u32,
+    /// PromQL expression or series selector (`prometheus`, `scrape`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub query: Option<String>,
+    /// Prometheus server or metrics page (`prometheus`, `scrape`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub url: Option<String>,
 }
 
 /// Rollout.
@@ -979,6 +985,8 @@ pub fn endpoint(node: &Node) -> Endpoint {
                 metric: s_or(b, "metric", "error_rate"),
                 above: b.num("above").unwrap_or(0.0),
                 min_requests: uint(b, "min_requests", 100),
+                query: s(b, "query"),
+                url: s(b, "url"),
             }),
         },
         None => Rollout { strategy: "immediate".into(), steps: vec![100.0], interval: None, rollback: None },

@@ -249,7 +249,11 @@ pub const METRICS: &[&str] =
 /// Metrics where larger is better.
 pub const METRICS_HIGHER_IS_BETTER: &[&str] = &["auc", "accuracy", "precision", "recall", "f1", "r2"];
 /// Serving metrics a rollback rule may watch.
-pub const ROLLBACK_METRICS: &[&str] = &["error_rate", "latency_p50", "latency_p95", "latency_p99", "score_drift"];
+pub const ROLLBACK_METRICS: &[&str] =
+    &["error_rate", "latency_p50", "latency_p95", "latency_p99", "score_drift", "prometheus", "scrape"];
+
+/// Rollback metrics read from outside the serving process, through `query` and `url`.
+pub const EXTERNAL_ROLLBACK_METRICS: &[&str] = &["prometheus", "scrape"];
 
 // ---- mlops { } ----------------------------------------------------------------------------
 
@@ -516,6 +520,16 @@ static ROLLBACK: BlockSchema = BlockSchema {
         AttrSchema { required: true, ..choice("metric", ROLLBACK_METRICS, None, "Serving metric of the new version.") },
         req("above", Ty::NonNegative, "Roll back when the metric exceeds this."),
         attr("min_requests", Ty::PositiveInteger, "Requests to the new version before judging."),
+        attr(
+            "query",
+            Ty::String,
+            "With `metric = \"prometheus\"`: a PromQL expression giving one number; with \"scrape\": a series selector (`name{label=\"value\"}`, matching series summed). `$endpoint`, `$candidate` and `$previous` are replaced by the endpoint's name and the versions' numbers.",
+        ),
+        attr(
+            "url",
+            Ty::String,
+            "With `metric = \"prometheus\"`: the Prometheus server (`http://host:9090`); with \"scrape\": the metrics page to read (`http://host:port/metrics`).",
+        ),
     ],
     ..block("rollback", "When a rollout step goes back to the previous version.")
 };

@@ -4,16 +4,20 @@
 //! ```text
 //! data (sources → Arrow batches) ─▶ features (offline + online store, point-in-time joins)
 //!   ─▶ train (XGBoost) ─▶ registry (versioned models) ─▶ serve (HTTP, metrics, prediction log)
+//!   ─▶ monitor (drift statistics against the training reference)
 //! ```
 #![warn(missing_docs)]
 
 pub mod apply;
 pub mod data;
 pub mod dataset;
+pub mod events;
 pub mod features;
 mod fsio;
+pub mod monitor;
 pub mod pipeline;
 pub mod registry;
+pub mod retrain;
 pub mod serve;
 pub mod state;
 pub mod targets;

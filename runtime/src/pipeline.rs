@@ -5,6 +5,7 @@
 //! registered model versions.
 
 use crate::data::{self, DataError};
+use crate::dataset::TrainingSet;
 use crate::features::{self, FeatureError, FeatureStore, MaterializeReport};
 use crate::registry::{ModelVersion, Registry, RegistryError};
 use crate::train::{self, TrainError, TrainOptions, TrainedModel};
@@ -46,6 +47,9 @@ pub enum PipelineError {
     /// The registry failed.
     #[error(transparent)]
     Registry(#[from] RegistryError),
+    /// The training reference (for drift monitoring) could not be saved.
+    #[error(transparent)]
+    Reference(#[from] crate::monitor::reference::ReferenceError),
     /// The model trained for the configuration fails its gates.
     #[error(
         "`{job}` version {version} failed its gate ({failed}); it is registered as a candidate and \
@@ -190,10 +194,19 @@ impl<'a> Runtime<'a> {
             .rev()
             .find(|v| v.spec_hash == resource.hash && v.data_hash == data_hash && intact(v))
         {
-            Some(v) => (v, true),
+            Some(v) => {
+                // A registration interrupted before its reference was written: write it now.
+                let dir = v.model_path.parent().map(|d| d.join(crate::monitor::reference::REFERENCE_FILE));
+                if dir.is_some_and(|p| !p.exists()) {
+                    crate::monitor::capture::save(&set, job, &registry.model_json(&v)?, &v.model_path)?;
+                }
+                (v, true)
+            }
             None => {
                 let model = train::train(&set, job, opts)?;
-                (registry.register(job_address, &model, &resource.hash, &data_hash)?, false)
+                let version = registry.register(job_address, &model, &resource.hash, &data_hash)?;
+                crate::monitor::capture::save(&set, job, &model.model_json, &version.model_path)?;
+                (version, false)
             }
         };
         if !version.passed {
@@ -240,6 +253,18 @@ impl<'a> Runtime<'a> {
     /// label source, trains, and registers the model. The first version that passes its gates
     /// becomes production; later ones stay candidates unless `promote` is set (and they pass).
     pub fn train(&self, job_address: &str, opts: &TrainOptions, promote: bool) -> Result<TrainOutcome, PipelineError> {
+        let (outcome, _) = self.train_on_fresh_data(job_address, opts, promote)?;
+        Ok(outcome)
+    }
+
+    /// [`Runtime::train`], also returning the training set it built (a retrain compares the
+    /// candidate with production on the set's holdout).
+    pub fn train_on_fresh_data(
+        &self,
+        job_address: &str,
+        opts: &TrainOptions,
+        promote: bool,
+    ) -> Result<(TrainOutcome, TrainingSet), PipelineError> {
         let resource = self.resource(job_address)?;
         let job = self.job(job_address)?;
         let mut materialized = Vec::new();
@@ -255,11 +280,17 @@ impl<'a> Runtime<'a> {
         let model = train::train(&set, job, opts)?;
         let registry = self.registry()?;
         let mut version = registry.register(job_address, &model, &resource.hash, &train::data_hash(&set))?;
+        crate::monitor::capture::save(&set, job, &model.model_json, &version.model_path)?;
         let first = registry.production(job_address)?.is_none();
         let promoted = model.passed() && (first || promote);
         if promoted {
             version = registry.promote(job_address, version.version, false)?;
         }
-        Ok(TrainOutcome { materialized, model, version, promoted })
+        Ok((TrainOutcome { materialized, model, version, promoted }, set))
+    }
+
+    /// The compiled training job at `address`.
+    pub fn training_job(&self, address: &str) -> Result<&'a TrainingJob, PipelineError> {
+        self.job(address)
     }
 }

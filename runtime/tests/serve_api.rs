@@ -9,7 +9,10 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use axum::http::StatusCode;
-use mlops_runtime::serve::http::router;
+use std::collections::HashMap;
+
+use mlops_runtime::monitor::feedback::FeedbackStore;
+use mlops_runtime::serve::http::{router, router_with, AppState};
 use mlops_runtime::serve::{BearerToken, EndpointSettings, Endpoints};
 use mlops_runtime::train::Predictor;
 use serde_json::{json, Value};
@@ -838,4 +841,52 @@ async fn entities_are_looked_up_in_a_materialised_online_store() {
         ]
     );
     assert!(e.metrics().encode_text().contains(r#"mlops_online_entity_misses_total{endpoint="fraud"} 1"#));
+}
+
+#[tokio::test]
+async fn feedback_is_checked_stored_and_refused_where_none_is_kept() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Arc::new(FeedbackStore::open(dir.path()));
+    let state = AppState::new(fraud_endpoints(EndpointSettings::default()), None).with_feedback(store.clone());
+    let app = router_with(state);
+    let url = "/v1/endpoints/fraud/feedback";
+    let good = json!({ "feedback": [
+        { "prediction_id": "p-1", "label": true },
+        { "prediction_id": "p-2", "label": 0 }
+    ]});
+    let r = post(&app, url, &good).await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+    assert_eq!(r.body, json!({ "endpoint": "fraud", "accepted": 2 }));
+    assert_eq!(store.read("fraud").unwrap(), HashMap::from([("p-1".to_string(), 1.0), ("p-2".to_string(), 0.0)]));
+
+    for (body, words) in [
+        (json!({ "feedback": [] }), "`feedback` is empty"),
+        (json!({ "labels": [] }), "unknown field `labels`"),
+        (
+            json!({ "feedback": [{ "prediction_id": "p-3", "label": "yes" }] }),
+            "feedback[0]: `label` must be a boolean or a number",
+        ),
+        (
+            json!({ "feedback": [{ "prediction_id": "p-3", "label": 1 }, { "label": 1 }] }),
+            "feedback[1]: missing `prediction_id`",
+        ),
+    ] {
+        let r = post(&app, url, &body).await;
+        assert_eq!(r.status, StatusCode::BAD_REQUEST, "{body}: {}", r.text);
+        assert!(r.error().contains(words), "{body}: {}", r.error());
+    }
+    // A request with one bad item stores none of it.
+    assert!(!store.read("fraud").unwrap().contains_key("p-3"));
+    let too_many: Vec<Value> = (0..10_001).map(|i| json!({ "prediction_id": format!("q{i}"), "label": 1 })).collect();
+    let r = post(&app, url, &json!({ "feedback": too_many })).await;
+    assert_eq!(r.status, StatusCode::BAD_REQUEST);
+    assert!(r.error().contains("send at most 10000"), "{}", r.error());
+    let r = post(&app, "/v1/endpoints/nope/feedback", &good).await;
+    assert_eq!(r.status, StatusCode::NOT_FOUND);
+
+    // A server without a store says so instead of dropping labels.
+    let bare = router(fraud_endpoints(EndpointSettings::default()), None);
+    let r = post(&bare, url, &good).await;
+    assert_eq!(r.status, StatusCode::NOT_FOUND);
+    assert!(r.error().contains("keeps no feedback store"), "{}", r.error());
 }

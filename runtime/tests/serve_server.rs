@@ -12,6 +12,8 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use mlops_compiler::model::Rollback;
+use mlops_runtime::serve::external::{self, QueryVars};
 use mlops_runtime::serve::{EndpointSettings, Endpoints, PredictionLogOptions, RunningServer, Server, ServerOptions};
 use serde_json::{json, Value};
 use serve_support::*;
@@ -240,7 +242,7 @@ async fn shutdown_finishes_the_request_in_flight_and_refuses_new_connections() {
     let options = ServerOptions {
         prediction_log: Some(PredictionLogOptions::new(dir.path())),
         drain_timeout: Duration::from_secs(20),
-        control: None,
+        ..ServerOptions::default()
     };
     let server = start(e.clone(), options).await;
     let addr = server.local_addr();
@@ -349,6 +351,49 @@ async fn a_real_prometheus_scrapes_the_request_counters() {
     );
     assert_eq!(value(r#"mlops_predictions_total{endpoint="fraud"}"#).await.as_deref(), Some("7"));
     assert_eq!(value(r#"up{job="mlops"}"#).await.as_deref(), Some("1"));
+
+    // Rollback rules read the same numbers: from this Prometheus, and from the server's own page.
+    let url = format!("http://127.0.0.1:{}", prom.port());
+    let read = |metric: &'static str, url: String, query: &'static str| {
+        let http = http.clone();
+        async move {
+            let rule = Rollback {
+                metric: metric.into(),
+                above: 0.0,
+                min_requests: 1,
+                query: Some(query.into()),
+                url: Some(url),
+            };
+            external::read(&http, &rule, &QueryVars { endpoint: "fraud", candidate: 1, previous: None }).await
+        }
+    };
+    let q = |query| read("prometheus", url.clone(), query);
+    assert_eq!(
+        q(r#"sum(mlops_endpoint_requests_total{endpoint="$endpoint",version="$candidate",code="200"})"#).await,
+        Ok(7.0)
+    );
+    assert_eq!(q("scalar(vector(2.5))").await, Ok(2.5));
+    let e = q(r#"mlops_endpoint_requests_total{endpoint="fraud"}"#).await.unwrap_err();
+    assert!(e.contains("returned 2 series") && e.contains("aggregate them"), "{e}");
+    let e = q(r#"mlops_endpoint_requests_total{endpoint="nope"}"#).await.unwrap_err();
+    assert!(e.contains("no series"), "{e}");
+    let e = q("up[1m]").await.unwrap_err();
+    assert!(e.contains("range vector"), "{e}");
+    let e = q(r#""text""#).await.unwrap_err();
+    assert!(e.contains("returned a string"), "{e}");
+    let e = q("sum(").await.unwrap_err();
+    assert!(e.starts_with("Prometheus rejected the query: "), "{e}");
+    let e = read("prometheus", format!("http://{addr}"), "up").await.unwrap_err();
+    assert!(e.contains("not Prometheus' query API"), "{e}");
+    let e = read("prometheus", "http://127.0.0.1:1".into(), "up").await.unwrap_err();
+    assert!(e.starts_with("cannot reach Prometheus at http://127.0.0.1:1"), "{e}");
+    let page = format!("http://{addr}/metrics");
+    let scrape = |query| read("scrape", page.clone(), query);
+    assert_eq!(scrape(r#"mlops_predictions_total{endpoint="$endpoint",version="$candidate"}"#).await, Ok(7.0));
+    // The 200s and the 400s, summed.
+    assert_eq!(scrape(r#"mlops_endpoint_requests_total{endpoint="fraud"}"#).await, Ok(9.0));
+    let e = scrape(r#"mlops_endpoint_request_duration_seconds{endpoint="fraud"}"#).await.unwrap_err();
+    assert!(e.contains("histogram"), "{e}");
     drop(prom);
     server.shutdown().await;
 }

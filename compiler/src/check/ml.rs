@@ -8,9 +8,9 @@ use crate::codes;
 use crate::diagnostic::{Diagnostic, Diagnostics};
 use crate::lower::node::Node;
 use crate::model::{
-    ColumnType, Config, Endpoint, FeatureKind, Model, Monitor, RetrainPolicy, Target, Task, TrainingJob,
+    ColumnType, Config, Endpoint, FeatureKind, Model, Monitor, RetrainPolicy, Rollback, Target, Task, TrainingJob,
 };
-use crate::schema::{OBJECTIVES, XGBOOST_PARAMS};
+use crate::schema::{EXTERNAL_ROLLBACK_METRICS, OBJECTIVES, XGBOOST_PARAMS};
 use crate::source::Span;
 use crate::suggest::did_you_mean;
 use crate::units::Duration;
@@ -467,6 +467,91 @@ fn params(node: &Node, job: &TrainingJob, diags: &mut Diagnostics) {
     }
 }
 
+/// A rollback rule reading an external metric needs a query and a URL it can use; the others
+/// take neither.
+fn rollback(rule: &Rollback, node: &Node, diags: &mut Diagnostics) {
+    let external = EXTERNAL_ROLLBACK_METRICS.contains(&rule.metric.as_str());
+    if !external {
+        for name in ["query", "url"] {
+            if node.get(name).is_some() {
+                diags.push(
+                    Diagnostic::error(
+                        codes::ROLLBACK_QUERY,
+                        node.key_span_of(name),
+                        format!("`{name}` is only read when metric = \"prometheus\" or \"scrape\""),
+                    )
+                    .with(
+                        node.span_of("metric"),
+                        format!("metric \"{}\" is measured by the server itself", rule.metric),
+                    )
+                    .help(format!("remove `{name}`, or set metric = \"prometheus\" to ask a Prometheus server")),
+                );
+            }
+        }
+        return;
+    }
+    let example = if rule.metric == "prometheus" {
+        (
+            r#"query = "sum(rate(mlops_endpoint_requests_total{code=~\"5..\", version=\"$candidate\"}[1m]))""#,
+            r#"url = "http://127.0.0.1:9090""#,
+        )
+    } else {
+        (r#"query = "queue_depth{endpoint=\"$endpoint\"}""#, r#"url = "http://127.0.0.1:8080/metrics""#)
+    };
+    for (name, value, add) in [("query", &rule.query, example.0), ("url", &rule.url, example.1)] {
+        if value.is_none() {
+            diags.push(
+                Diagnostic::error(
+                    codes::ROLLBACK_QUERY,
+                    node.header,
+                    format!("metric = \"{}\" needs `{name}`", rule.metric),
+                )
+                .with(node.span_of("metric"), "metric read from outside")
+                .help(format!("add `{add}`")),
+            );
+        }
+    }
+    if let Some(url) = &rule.url {
+        if !(url.starts_with("http://") && url.len() > "http://".len()) {
+            let help = if url.starts_with("https://") {
+                "metrics are read over plain HTTP (loopback or a trusted network): use http://"
+            } else {
+                "give a full URL, e.g. `http://127.0.0.1:9090`"
+            };
+            diags.push(
+                Diagnostic::error(codes::ROLLBACK_QUERY, node.span_of("url"), format!("`{url}` is not an http:// URL"))
+                    .label("not an http:// URL")
+                    .help(help),
+            );
+        }
+    }
+    match &rule.query {
+        Some(q) if q.trim().is_empty() => diags.push(
+            Diagnostic::error(codes::ROLLBACK_QUERY, node.span_of("query"), "the query is empty").help(format!(
+                "write the {} to read",
+                if rule.metric == "scrape" { "series selector" } else { "PromQL expression" }
+            )),
+        ),
+        Some(q) if rule.metric == "scrape" => {
+            if let Err((at, message)) = crate::selector::Selector::parse(&q.replace('$', "v")) {
+                let whole = node.span_of("query");
+                // Point inside the string when it has no escapes (its text is the source's).
+                let span = if whole.end - whole.start == q.len() + 2 {
+                    Span { start: whole.start + 1 + at, end: (whole.start + 2 + at).min(whole.end - 1), ..whole }
+                } else {
+                    whole
+                };
+                diags.push(
+                    Diagnostic::error(codes::ROLLBACK_QUERY, span, format!("this series selector cannot be read: {message}"))
+                        .label("here")
+                        .help(r#"a scrape reads series by name and labels, e.g. `errors_total{endpoint="$endpoint"}`; for PromQL use metric = "prometheus""#),
+                );
+            }
+        }
+        _ => {}
+    }
+}
+
 fn endpoint(model: &Model, node: &Node, e: &Endpoint, diags: &mut Diagnostics) {
     let _ = model;
     if let Some(r) = node.block("rollout") {
@@ -543,6 +628,9 @@ fn endpoint(model: &Model, node: &Node, e: &Endpoint, diags: &mut Diagnostics) {
                 .help("set `strategy = \"canary\"`, or remove `steps`"),
             );
         }
+    }
+    if let (Some(rule), Some(rb)) = (&e.rollout.rollback, node.block("rollout").and_then(|r| r.block("rollback"))) {
+        rollback(rule, rb, diags);
     }
     if let (Some(a), Some(asn)) = (&e.autoscaling, node.block("autoscaling")) {
         if a.min_replicas > a.max_replicas {

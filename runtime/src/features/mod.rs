@@ -220,6 +220,13 @@ impl FeatureStore {
         online::load(self, view_address)
     }
 
+    /// When the view's online store was last written (`None`: it has none), so a reader can
+    /// tell it moved without loading it.
+    pub fn online_written(&self, view_address: &str) -> Option<std::time::SystemTime> {
+        let path = self.online_file(view_address).ok()?;
+        std::fs::metadata(path).and_then(|m| m.modified()).ok()
+    }
+
     /// The source fingerprint recorded by the view's last materialisation (`None`: never run).
     pub fn source_fingerprint(&self, view_address: &str) -> Result<Option<String>, FeatureError> {
         Ok(offline::load_state(&self.offline_dir(view_address)?)?.map(|s| s.source_fingerprint))

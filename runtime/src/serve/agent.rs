@@ -8,7 +8,10 @@
 //! - `GET /_mlops/v1/status` ([`StatusReport`]).
 //!
 //! A driver task ticks every rollout in progress every 250 ms with the candidate's window
-//! (requests and 5xx answers since its step began) and applies the decision. The desired
+//! (requests, 5xx answers, latencies and scores since its step began — the scores compared with
+//! the previous version's over the same time — and, for a `prometheus` / `scrape` rule, the
+//! metric read at most once a second without holding the state lock) and applies the decision;
+//! the same tick reloads an endpoint's online features when a materialisation rewrote them. The desired
 //! endpoints and their rollouts are kept in `<data_dir>/agent/endpoints.json` and restored on
 //! start.
 
@@ -23,6 +26,7 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post, put};
 use axum::Router;
+use mlops_compiler::model::Rollback;
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 use tokio::sync::Mutex;
@@ -31,10 +35,11 @@ use super::control::{
     agent_dir, agent_file, AgentFile, DeployRequest, EndpointStatus, StatusReport, VersionStatus, PREFIX,
 };
 use super::endpoints::{BearerToken, EndpointSettings, Endpoints};
+use super::external::{self, QueryVars};
 use super::model::ServingModel;
 use super::online::OnlineStoreFeatures;
 use super::predlog::PredictionLogOptions;
-use super::rollout::{Decision, Phase, Rollout, Window};
+use super::rollout::{is_external, Decision, Phase, Rollout, Window};
 use super::server::{Server, ServerOptions};
 use crate::features::FeatureStore;
 use crate::registry::Registry;
@@ -56,15 +61,63 @@ struct Managed {
     stable: Option<u32>,
     /// The last rollout (finished or not).
     rollout: Option<Rollout>,
-    /// The candidate's counters when its step began: (requests, 5xx, latency histogram).
+    /// The candidate's counters when its step began.
     #[serde(skip)]
     base: Counters,
+    /// The previous version's score counts when the step began.
+    #[serde(skip)]
+    base_previous_scores: Vec<u64>,
+    /// The last read of an external rollback metric: (candidate, when, value or why not).
+    #[serde(skip)]
+    external: Option<(u32, u64, Result<f64, String>)>,
+    /// When each online store the endpoint reads was written, as last loaded.
+    #[serde(skip)]
+    online_written: Vec<Option<SystemTime>>,
     #[serde(skip)]
     models: BTreeMap<u32, Arc<ServingModel>>,
 }
 
-/// A version's counters at one moment: requests, 5xx answers, cumulative latency histogram.
-type Counters = (u64, u64, Vec<(f64, u64)>);
+/// A version's counters at one moment.
+#[derive(Debug, Clone, Default)]
+struct Counters {
+    requests: u64,
+    errors: u64,
+    /// Cumulative latency histogram.
+    latency: Vec<(f64, u64)>,
+    /// Score counts per bucket.
+    scores: Vec<u64>,
+}
+
+/// How often an external rollback metric is read.
+const EXTERNAL_READ_EVERY_MS: u64 = 1000;
+
+/// Smallest bucket share in [`score_psi`] (an empty bucket would make the index infinite).
+const PSI_EPSILON: f64 = 1e-4;
+
+/// Population stability index of `current`'s bucket counts against `reference`'s:
+/// Σ (c − r) · ln(c / r) over bucket shares floored at [`PSI_EPSILON`]; `None` while either
+/// has no observation.
+fn score_psi(reference: &[u64], current: &[u64]) -> Option<f64> {
+    let (rt, ct) = (reference.iter().sum::<u64>(), current.iter().sum::<u64>());
+    if rt == 0 || ct == 0 {
+        return None;
+    }
+    let psi = reference
+        .iter()
+        .zip(current)
+        .map(|(r, c)| {
+            let r = (*r as f64 / rt as f64).max(PSI_EPSILON);
+            let c = (*c as f64 / ct as f64).max(PSI_EPSILON);
+            (c - r) * (c / r).ln()
+        })
+        .sum();
+    Some(psi)
+}
+
+/// `now − then` per element (counters only grow; a restart resets both to 0).
+fn since(now: &[u64], then: &[u64]) -> Vec<u64> {
+    now.iter().enumerate().map(|(i, n)| n.saturating_sub(then.get(i).copied().unwrap_or(0))).collect()
+}
 
 #[derive(Debug, Default, Serialize, Deserialize)]
 struct Persisted {
@@ -78,6 +131,8 @@ struct Control {
     state: Mutex<Persisted>,
     pid: u32,
     address: String,
+    /// Reads external rollback metrics.
+    http: reqwest::Client,
 }
 
 /// One line to the agent's standard error (`agent.log` when apply started it): what it did to
@@ -159,8 +214,28 @@ impl Control {
         Ok(settings)
     }
 
-    /// Makes the endpoint's traffic table match `m`'s rollout (or its stable version).
+    /// When each of the endpoint's online stores was written.
+    fn online_written(&self, r: &DeployRequest) -> Vec<Option<SystemTime>> {
+        if r.online.is_empty() {
+            return Vec::new();
+        }
+        let Ok(store) = FeatureStore::open(&self.data_dir.join("features")) else { return Vec::new() };
+        r.online.iter().map(|v| store.online_written(&v.address)).collect()
+    }
+
+    /// Makes the endpoint's traffic table match `m`'s rollout (or its stable version), and
+    /// starts a new measurement window.
     fn publish(&self, name: &str, m: &mut Managed) -> Result<(), String> {
+        self.upsert(name, m)?;
+        self.reset_base(name, m);
+        Ok(())
+    }
+
+    /// Builds the endpoint's settings (online stores loaded now) and traffic table and swaps
+    /// them in; requests in flight finish on the old ones.
+    fn upsert(&self, name: &str, m: &mut Managed) -> Result<(), String> {
+        // Stamped before loading: a store rewritten meanwhile is loaded again on the next tick.
+        let written = self.online_written(&m.request);
         let settings = self.settings(&m.request)?;
         let mut table: Vec<(u32, u32)> = Vec::new();
         match &m.rollout {
@@ -195,10 +270,16 @@ impl Control {
             return Err("no version takes traffic".into());
         }
         self.endpoints.upsert(name, settings, versions).map_err(|e| e.to_string())?;
+        m.online_written = written;
+        Ok(())
+    }
+
+    /// Starts a new measurement window (a new step, a republished table).
+    fn reset_base(&self, name: &str, m: &mut Managed) {
         if let Some(r) = &m.rollout {
             m.base = self.counters(name, r.candidate);
+            m.base_previous_scores = r.previous.and_then(|p| self.endpoints.scores(name, p)).unwrap_or_default();
         }
-        Ok(())
     }
 
     fn counters(&self, name: &str, version: u32) -> Counters {
@@ -209,23 +290,39 @@ impl Control {
             .find(|e| e.name == name)
             .and_then(|e| e.versions.into_iter().find(|v| v.version == version))
             .map_or((0, 0), |v| (v.requests, v.server_errors));
-        (requests, errors, self.endpoints.latency(name, version).unwrap_or_default())
+        Counters {
+            requests,
+            errors,
+            latency: self.endpoints.latency(name, version).unwrap_or_default(),
+            scores: self.endpoints.scores(name, version).unwrap_or_default(),
+        }
     }
 
     /// What the candidate did since its step began.
     fn window(&self, name: &str, m: &Managed) -> Window {
         let Some(r) = &m.rollout else { return Window::default() };
-        let (requests, errors, latency) = self.counters(name, r.candidate);
-        let latency = latency
+        let now = self.counters(name, r.candidate);
+        let latency = now
+            .latency
             .iter()
             .enumerate()
-            .map(|(i, (bound, n))| (*bound, n.saturating_sub(m.base.2.get(i).map_or(0, |b| b.1))))
+            .map(|(i, (bound, n))| (*bound, n.saturating_sub(m.base.latency.get(i).map_or(0, |b| b.1))))
             .collect();
+        let candidate_scores = since(&now.scores, &m.base.scores);
+        let previous_scores =
+            r.previous.and_then(|p| self.endpoints.scores(name, p)).map(|s| since(&s, &m.base_previous_scores));
+        let started = r.step_started().unwrap_or(0);
+        let external = m
+            .external
+            .as_ref()
+            .filter(|(candidate, at, _)| *candidate == r.candidate && *at >= started)
+            .map(|(_, _, value)| value.clone());
         Window {
-            requests: requests.saturating_sub(m.base.0),
-            errors: errors.saturating_sub(m.base.1),
+            requests: now.requests.saturating_sub(m.base.requests),
+            errors: now.errors.saturating_sub(m.base.errors),
             latency,
-            score_drift: None,
+            score_drift: previous_scores.and_then(|p| score_psi(&p, &candidate_scores)),
+            external,
         }
     }
 
@@ -241,8 +338,9 @@ impl Control {
                     w.push((p, 100 - pct));
                 }
                 self.endpoints.set_weights(name, &w).map_err(|e| e.to_string())?;
-                m.base = self.counters(name, r.candidate);
-                log(&format!("{name}: version {} takes {pct}% of traffic", r.candidate));
+                let candidate = r.candidate;
+                self.reset_base(name, m);
+                log(&format!("{name}: version {candidate} takes {pct}% of traffic"));
             }
             Decision::Promote => {
                 if let Some(r) = &m.rollout {
@@ -369,6 +467,9 @@ fn deploy(c: &Control, name: &str, existing: Option<Managed>, request: DeployReq
         stable: None,
         rollout: None,
         base: Counters::default(),
+        base_previous_scores: Vec::new(),
+        external: None,
+        online_written: Vec::new(),
         models: BTreeMap::new(),
     });
     let target = m.rollout.as_ref().filter(|r| !matches!(r.phase, Phase::RolledBack { .. })).map(|r| r.candidate);
@@ -442,8 +543,86 @@ async fn status(State(c): State<Shared>, headers: HeaderMap) -> Response {
     reply(StatusCode::OK, &c.status(&state))
 }
 
+/// The external rollback metrics due for a read: (endpoint, rule, candidate, previous).
+fn due_reads(state: &Persisted, now: u64) -> Vec<(String, Rollback, u32, Option<u32>)> {
+    let mut due = Vec::new();
+    for (name, m) in &state.endpoints {
+        let Some(r) = m.rollout.as_ref().filter(|r| !r.finished()) else { continue };
+        let Some(rule) = r.rule.as_ref().filter(|rule| is_external(rule)) else { continue };
+        let fresh = m.external.as_ref().is_some_and(|(candidate, at, _)| {
+            *candidate == r.candidate && now.saturating_sub(*at) < EXTERNAL_READ_EVERY_MS
+        });
+        if !fresh {
+            due.push((name.clone(), rule.clone(), r.candidate, r.previous));
+        }
+    }
+    due
+}
+
+/// Reads the due external metrics — concurrently, without holding the state lock (a slow
+/// Prometheus must not stall the control API) — and records what came back.
+async fn read_external(c: &Shared, now: u64) {
+    let due = due_reads(&*c.state.lock().await, now);
+    if due.is_empty() {
+        return;
+    }
+    let reads = due.iter().map(|(name, rule, candidate, previous)| {
+        let vars = QueryVars { endpoint: name, candidate: *candidate, previous: *previous };
+        async move { external::read(&c.http, rule, &vars).await }
+    });
+    let results = futures_util::future::join_all(reads).await;
+    let mut state = c.state.lock().await;
+    for ((name, rule, candidate, _), result) in due.into_iter().zip(results) {
+        let Some(m) = state.endpoints.get_mut(&name) else { continue };
+        let failed_before = m.external.as_ref().and_then(|(_, _, r)| r.as_ref().err().cloned());
+        if let Err(e) = &result {
+            if failed_before.as_ref() != Some(e) {
+                log(&format!("{name}: cannot read the rollback metric ({}), the step waits: {e}", rule.metric));
+            }
+        } else if failed_before.is_some() {
+            log(&format!("{name}: the rollback metric ({}) can be read again", rule.metric));
+        }
+        m.external = Some((candidate, now_ms(), result));
+    }
+}
+
+/// Reloads the online features of every endpoint whose stores were rewritten (by a
+/// materialisation) since they were loaded, so entity lookups see the new values.
+async fn reload_online(c: &Shared) {
+    let mut state = c.state.lock().await;
+    let stale: Vec<String> = state
+        .endpoints
+        .iter()
+        .filter(|(_, m)| !m.request.online.is_empty() && c.online_written(&m.request) != m.online_written)
+        .map(|(name, _)| name.clone())
+        .collect();
+    for name in stale {
+        let Some(mut m) = state.endpoints.get(&name).cloned() else { continue };
+        let result = {
+            let (c, name) = (c.clone(), name.clone());
+            tokio::task::spawn_blocking(move || c.upsert(&name, &mut m).map(|()| m)).await
+        };
+        match result {
+            Ok(Ok(m)) => {
+                log(&format!("{name}: online features reloaded"));
+                state.endpoints.insert(name, m);
+            }
+            Ok(Err(e)) => {
+                log(&format!("error: {name}: cannot reload the online features (the old ones serve): {e}"));
+                // Not retried every tick: the next rewrite of a store tries again.
+                if let Some(m) = state.endpoints.get_mut(&name) {
+                    m.online_written = c.online_written(&m.request);
+                }
+            }
+            Err(e) => log(&format!("error: {name}: reloading the online features failed: {e}")),
+        }
+    }
+}
+
 /// One tick of every rollout in progress.
 async fn drive(c: &Shared) {
+    reload_online(c).await;
+    read_external(c, now_ms()).await;
     let mut state = c.state.lock().await;
     let now = now_ms();
     let mut changed = false;
@@ -494,6 +673,7 @@ pub async fn run(options: AgentOptions, shutdown: impl std::future::Future<Outpu
         state: Mutex::new(Persisted::default()),
         pid: std::process::id(),
         address: options.address.to_string(),
+        http: reqwest::Client::new(),
     });
     {
         let c = control.clone();
@@ -522,6 +702,7 @@ pub async fn run(options: AgentOptions, shutdown: impl std::future::Future<Outpu
     let server_options = ServerOptions {
         prediction_log: Some(PredictionLogOptions::new(options.data_dir.join("predictions"))),
         control: Some(Router::new().nest(PREFIX, routes)),
+        feedback_dir: Some(options.data_dir.clone()),
         ..ServerOptions::default()
     };
     let server = Server::start(options.address, endpoints.clone(), server_options)
@@ -562,5 +743,32 @@ pub async fn termination() {
     tokio::select! {
         _ = term.recv() => {},
         _ = int.recv() => {},
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn score_psi_is_zero_for_the_same_shape_and_grows_with_the_shift() {
+        assert_eq!(score_psi(&[10, 30, 60], &[1, 3, 6]), Some(0.0));
+        assert_eq!(score_psi(&[0, 0, 0], &[1, 3, 6]), None);
+        assert_eq!(score_psi(&[1, 3, 6], &[0, 0, 0]), None);
+        // Shares (0.5, 0.5) against (0.25, 0.75), by hand.
+        let psi = score_psi(&[50, 50], &[25, 75]).unwrap();
+        let by_hand = (0.25 - 0.5) * (0.25f64 / 0.5).ln() + (0.75 - 0.5) * (0.75f64 / 0.5).ln();
+        assert!((psi - by_hand).abs() < 1e-12, "{psi} vs {by_hand}");
+        // An empty reference bucket is floored at the epsilon: large, not infinite.
+        let psi = score_psi(&[100, 0], &[50, 50]).unwrap();
+        let by_hand = (0.5 - 1.0) * (0.5f64).ln() + (0.5 - 1e-4) * (0.5 / 1e-4f64).ln();
+        assert!((psi - by_hand).abs() < 1e-12, "{psi} vs {by_hand}");
+    }
+
+    #[test]
+    fn since_subtracts_counters_and_survives_a_reset() {
+        assert_eq!(since(&[5, 7, 9], &[1, 7, 3]), vec![4, 0, 6]);
+        assert_eq!(since(&[5, 7], &[]), vec![5, 7]);
+        assert_eq!(since(&[0, 1], &[4, 4]), vec![0, 0]);
     }
 }

@@ -198,7 +198,13 @@ pub(crate) struct VersionStats {
     pub server_errors: AtomicU64,
     /// Answer times: counts per [`LATENCY_BOUNDS`] bucket (not cumulative), the last one open.
     pub latency: [AtomicU64; LATENCY_BUCKETS],
+    /// Predicted scores: counts per bucket of the exported score histogram (probabilities in
+    /// 0.05 steps; regression values on the signed log scale), not cumulative.
+    pub scores: [AtomicU64; SCORE_BUCKETS],
 }
+
+/// Enough buckets for either score scale (20 probability buckets, 22 signed-log ones).
+const SCORE_BUCKETS: usize = 22;
 
 const LATENCY_BUCKETS: usize = 18;
 
@@ -217,6 +223,23 @@ impl VersionStats {
     pub fn observe_latency(&self, seconds: f64) {
         let i = (0..LATENCY_BUCKETS).find(|i| seconds <= latency_bound(*i)).unwrap_or(LATENCY_BUCKETS - 1);
         self.latency[i].fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Records one predicted score (a probability, or a regression value when `regression`).
+    pub fn observe_score(&self, score: f64, regression: bool) {
+        let i = if regression {
+            let bounds = &super::metrics::SIGNED_LOG_BUCKETS;
+            bounds.iter().position(|b| score <= *b).unwrap_or(bounds.len())
+        } else {
+            // (0.05·i, 0.05·(i+1)] as the exported histogram, the last bucket closed at 1.
+            ((score * 20.0).ceil() as usize).saturating_sub(1).min(19)
+        };
+        self.scores[i.min(SCORE_BUCKETS - 1)].fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// The score counts per bucket (not cumulative).
+    pub fn score_counts(&self) -> Vec<u64> {
+        self.scores.iter().map(|c| c.load(Ordering::Relaxed)).collect()
     }
 
     /// The cumulative latency histogram: (upper bound in seconds, answers at most that slow).
@@ -515,6 +538,12 @@ impl Endpoints {
     /// deployed there: (upper bound in seconds, answers), the last bound infinite.
     pub fn latency(&self, name: &str, version: u32) -> Option<Vec<(f64, u64)>> {
         read(&self.stats).get(name).and_then(|(_, v)| v.get(&version)).map(|s| s.latency_histogram())
+    }
+
+    /// The score counts of `version` on endpoint `name` since it was first deployed there, per
+    /// bucket (see [`VersionStats::observe_score`]).
+    pub fn scores(&self, name: &str, version: u32) -> Option<Vec<u64>> {
+        read(&self.stats).get(name).and_then(|(_, v)| v.get(&version)).map(|s| s.score_counts())
     }
 
     /// Every endpoint: versions, weights and request counts, sorted by name.

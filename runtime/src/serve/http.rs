@@ -37,7 +37,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::Router;
 use futures_util::{FutureExt, StreamExt};
-use mlops_compiler::model::ColumnType;
+use mlops_compiler::model::{ColumnType, Task};
 use serde::Deserialize;
 use serde_json::{json, Map, Value};
 
@@ -46,6 +46,7 @@ use super::metrics::{EndpointCodeLabels, Metrics, RouteLabels, OPENMETRICS_CONTE
 use super::model::{Decoded, FeatureValue, Output, ServingModel};
 use super::predlog::{output_json, LoggedBatch, LoggedPrediction, LoggedValue, PredictionLogger};
 use super::util::{now_micros, prediction_id};
+use crate::monitor::feedback::{parse_item, FeedbackStore};
 
 /// An answer that is not a success.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -149,6 +150,7 @@ pub struct AppState {
     logger: Option<PredictionLogger>,
     draining: Arc<AtomicBool>,
     cut: Arc<tokio::sync::watch::Sender<bool>>,
+    feedback: Option<Arc<FeedbackStore>>,
 }
 
 impl AppState {
@@ -156,7 +158,20 @@ impl AppState {
     pub fn new(endpoints: Arc<Endpoints>, logger: Option<PredictionLogger>) -> AppState {
         let metrics = endpoints.metrics().clone();
         let (cut, _) = tokio::sync::watch::channel(false);
-        AppState { endpoints, metrics, logger, draining: Arc::new(AtomicBool::new(false)), cut: Arc::new(cut) }
+        AppState {
+            endpoints,
+            metrics,
+            logger,
+            draining: Arc::new(AtomicBool::new(false)),
+            cut: Arc::new(cut),
+            feedback: None,
+        }
+    }
+
+    /// Keeps labels posted to `/v1/endpoints/{name}/feedback` in `store`.
+    pub fn with_feedback(mut self, store: Arc<FeedbackStore>) -> AppState {
+        self.feedback = Some(store);
+        self
     }
 
     /// Answers every request still running 503 at once (the drain deadline passed).
@@ -179,6 +194,7 @@ pub fn router(endpoints: Arc<Endpoints>, logger: Option<PredictionLogger>) -> Ro
 pub fn router_with(state: AppState) -> Router {
     let routes = Router::new()
         .route("/v1/endpoints/{name}/predict", post(predict_v1))
+        .route("/v1/endpoints/{name}/feedback", post(feedback_v1))
         .route("/v2", get(v2_server))
         .route("/v2/health/live", get(live))
         .route("/v2/health/ready", get(ready))
@@ -444,8 +460,8 @@ fn key_text(v: &Value) -> Option<String> {
     }
 }
 
-/// Predicts on a blocking thread (XGBoost may take a while on a big batch), records the
-/// prediction metrics and logs the batch.
+/// Predicts — inline when the model says it is quick, else on a blocking thread (XGBoost may
+/// take a while on a big batch) — records the prediction metrics and logs the batch.
 async fn predict(
     s: &AppState,
     d: &Deployment,
@@ -455,24 +471,26 @@ async fn predict(
     let model = route.model.clone();
     let Prepared { x, rows, unseen, entities, logged, misses } = p;
     record_features(d, route, &x, rows, &unseen, misses, &s.metrics);
-    let outputs = tokio::task::spawn_blocking(move || model.predict(&x, rows))
-        .await
-        .map_err(|e| ApiError::Internal(format!("the prediction thread failed: {e}")))?
-        .map_err(|e| {
-            ApiError::Internal(format!(
-                "{} version {} failed to predict: {e}",
-                route.model.job(),
-                route.model.version()
-            ))
-        })?;
+    let predicted = if model.predictor().is_quick(rows) {
+        model.predict(&x, rows)
+    } else {
+        tokio::task::spawn_blocking(move || model.predict(&x, rows))
+            .await
+            .map_err(|e| ApiError::Internal(format!("the prediction thread failed: {e}")))?
+    };
+    let outputs = predicted.map_err(|e| {
+        ApiError::Internal(format!("{} version {} failed to predict: {e}", route.model.job(), route.model.version()))
+    })?;
     let now = now_micros();
     let ids: Vec<String> = (0..rows).map(|_| prediction_id(now)).collect();
     let m = &route.metrics;
     m.predictions.inc_by(rows as u64);
+    let regression = route.model.task() == Task::Regression;
     for o in &outputs {
         let score = o.score();
         if !score.is_nan() {
             m.score.observe(f64::from(score));
+            route.stats.observe_score(f64::from(score), regression);
         }
         if let Output::Class { class, .. } = o {
             if let Some(c) = m.classes.get(*class) {
@@ -601,6 +619,64 @@ async fn predict_v1(
             StatusCode::OK,
             &json!({ "endpoint": &*d.name, "model_version": model.version(), "predictions": predictions }),
         ))
+    })
+    .await
+}
+
+/// Most labels one feedback request may carry.
+const MAX_FEEDBACK_ITEMS: usize = 10_000;
+
+const FEEDBACK_SHAPE: &str = r#"{"feedback": [{"prediction_id": "…", "label": true | 0 | 1.5}, …]}"#;
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FeedbackRequest {
+    feedback: Vec<Value>,
+}
+
+/// Delayed labels for earlier predictions: checked item by item, then appended and synced to
+/// the endpoint's feedback file before the answer, so an accepted label is never lost.
+async fn feedback_v1(
+    State(s): State<AppState>,
+    name: Result<Path<String>, PathRejection>,
+    headers: HeaderMap,
+    body: Body,
+) -> Response {
+    let d = match lookup(&s, name) {
+        Ok(d) => d,
+        Err(e) => return e.into_response(),
+    };
+    let store = s.feedback.clone();
+    serve_request(&s, d, &headers, body, |bytes, d, _| async move {
+        let Some(store) = store else {
+            return Err(ApiError::NotFound(format!(
+                "endpoint `{}` takes no feedback here: this server keeps no feedback store",
+                d.name
+            )));
+        };
+        let req: FeedbackRequest = parse_json(&bytes, FEEDBACK_SHAPE)?;
+        if req.feedback.is_empty() {
+            return Err(ApiError::BadRequest(format!("`feedback` is empty: send {FEEDBACK_SHAPE}")));
+        }
+        if req.feedback.len() > MAX_FEEDBACK_ITEMS {
+            return Err(ApiError::BadRequest(format!(
+                "{} feedback items in one request; send at most {MAX_FEEDBACK_ITEMS}",
+                req.feedback.len()
+            )));
+        }
+        let items = req
+            .feedback
+            .iter()
+            .enumerate()
+            .map(|(i, v)| parse_item(v).map_err(|e| ApiError::BadRequest(format!("feedback[{i}]: {e}"))))
+            .collect::<Result<Vec<_>, _>>()?;
+        let n = items.len();
+        let name = d.name.clone();
+        tokio::task::spawn_blocking(move || store.append(&name, &items))
+            .await
+            .map_err(|e| ApiError::Internal(format!("the feedback thread failed: {e}")))?
+            .map_err(|e| ApiError::Internal(format!("cannot store feedback: {e}")))?;
+        Ok(json_response(StatusCode::OK, &json!({ "endpoint": &*d.name, "accepted": n })))
     })
     .await
 }

@@ -110,12 +110,14 @@ fn probability_histogram() -> Histogram {
 }
 
 /// Bounded buckets for values of unknown scale: 0 and ±10^k for k in −3..=6.
+pub const SIGNED_LOG_BUCKETS: [f64; 21] = [
+    -1e6, -1e5, -1e4, -1e3, -1e2, -1e1, -1.0, -1e-1, -1e-2, -1e-3, 0.0, 1e-3, 1e-2, 1e-1, 1.0, 1e1, 1e2, 1e3, 1e4, 1e5,
+    1e6,
+];
+
+/// [`SIGNED_LOG_BUCKETS`] as a histogram takes them.
 pub fn signed_log_buckets() -> Vec<f64> {
-    let positive: Vec<f64> = (-3..=6).map(|k| 10f64.powi(k)).collect();
-    let mut b: Vec<f64> = positive.iter().rev().map(|x| -x).collect();
-    b.push(0.0);
-    b.extend(positive);
-    b
+    SIGNED_LOG_BUCKETS.to_vec()
 }
 
 fn signed_log_histogram() -> Histogram {

@@ -13,6 +13,7 @@
 pub mod agent;
 pub mod control;
 pub mod endpoints;
+pub mod external;
 pub mod http;
 pub mod metrics;
 pub mod model;
@@ -21,7 +22,7 @@ pub mod predlog;
 pub mod rollout;
 pub mod server;
 pub mod trees;
-mod util;
+pub(crate) mod util;
 
 pub use endpoints::{BearerToken, EndpointError, EndpointSettings, EndpointSnapshot, Endpoints, VersionSnapshot};
 pub use metrics::Metrics;

@@ -13,7 +13,11 @@
 //! The rollback rule trips as soon as it has `min_requests` requests of the candidate in the
 //! current step and its metric is above the threshold: `error_rate` (5xx answers / answers),
 //! `latency_p50|p95|p99` (seconds, interpolated within histogram buckets as Prometheus'
-//! `histogram_quantile` does), or `score_drift` (measured by the caller; never trips unknown).
+//! `histogram_quantile` does), `score_drift` (measured by the caller: the population stability
+//! index of the candidate's scores against the previous version's over the same window; never
+//! trips unknown), or `prometheus` / `scrape` (read by the caller from outside, see
+//! [`super::external`]): a step whose external metric cannot be read does not pass — a
+//! candidate is never promoted on a health check nobody could make.
 
 use mlops_compiler::model::{Rollback, Rollout as RolloutConfig};
 use serde::{Deserialize, Serialize};
@@ -30,6 +34,8 @@ pub struct Window {
     pub latency: Vec<(f64, u64)>,
     /// Shift of the candidate's scores from the previous version's, when measured.
     pub score_drift: Option<f64>,
+    /// The rule's `prometheus` / `scrape` metric read during this step, or why it could not be.
+    pub external: Option<Result<f64, String>>,
 }
 
 impl Window {
@@ -41,6 +47,7 @@ impl Window {
             "latency_p95" => quantile(0.95, &self.latency),
             "latency_p99" => quantile(0.99, &self.latency),
             "score_drift" => self.score_drift,
+            "prometheus" | "scrape" => self.external.as_ref().and_then(|r| r.as_ref().ok()).copied(),
             _ => None,
         }
     }
@@ -190,7 +197,8 @@ impl Rollout {
             }
         }
         let elapsed = now_ms.saturating_sub(since_ms) >= self.interval_ms;
-        let enough = judged.is_none_or(|(_, enough)| enough);
+        let measured = |rule: &Rollback| !is_external(rule) || window.metric(&rule.metric).is_some();
+        let enough = judged.is_none_or(|(rule, enough)| enough && measured(rule));
         if !(elapsed && enough) {
             return Decision::Hold;
         }
@@ -200,6 +208,14 @@ impl Rollout {
         } else {
             self.phase = Phase::Promoted;
             Decision::Promote
+        }
+    }
+
+    /// When the current step began (Unix milliseconds), while stepping.
+    pub fn step_started(&self) -> Option<u64> {
+        match self.phase {
+            Phase::Stepping { since_ms, .. } => Some(since_ms),
+            _ => None,
         }
     }
 
@@ -227,11 +243,24 @@ impl Rollout {
                 if let Some(rule) = &self.rule {
                     let seen = window.requests.min(u64::from(rule.min_requests));
                     s.push_str(&format!("; {seen}/{} requests judged on {}", rule.min_requests, rule.metric));
+                    match (window.metric(&rule.metric), &window.external) {
+                        (Some(v), _) => s.push_str(&format!(" = {} (rolls back above {})", round4(v), rule.above)),
+                        (None, Some(Err(e))) if is_external(rule) => {
+                            s.push_str(&format!(" — cannot read it, so the step waits: {e}"));
+                        }
+                        (None, None) if is_external(rule) => s.push_str(" — not read yet"),
+                        _ => {}
+                    }
                 }
                 s
             }
         }
     }
+}
+
+/// Whether the rule's metric is read from outside the serving process.
+pub fn is_external(rule: &Rollback) -> bool {
+    mlops_compiler::schema::EXTERNAL_ROLLBACK_METRICS.contains(&rule.metric.as_str())
 }
 
 fn round4(v: f64) -> f64 {
@@ -248,7 +277,13 @@ mod tests {
             strategy: strategy.into(),
             steps: steps.to_vec(),
             interval: Some(Duration::from_millis(60_000)),
-            rollback: rule.map(|(metric, above, min_requests)| Rollback { metric: metric.into(), above, min_requests }),
+            rollback: rule.map(|(metric, above, min_requests)| Rollback {
+                metric: metric.into(),
+                above,
+                min_requests,
+                query: None,
+                url: None,
+            }),
         }
     }
 
@@ -326,6 +361,24 @@ mod tests {
         assert_eq!(r.evaluate(1, &window(1000, 0)), Decision::Hold);
         let drifted = Window { score_drift: Some(0.3), ..window(1000, 0) };
         assert!(matches!(r.evaluate(2, &drifted), Decision::Rollback { .. }));
+    }
+
+    #[test]
+    fn an_external_metric_that_cannot_be_read_holds_the_step() {
+        let (mut r, _) = Rollout::start(&config("canary", &[10.0, 100.0], Some(("prometheus", 5.0, 1))), 2, Some(1), 0);
+        let unread = Window { external: Some(Err("cannot reach Prometheus".into())), ..window(1000, 0) };
+        // The interval is long over and enough requests came: still no promotion without the metric.
+        assert_eq!(r.evaluate(600_000, &unread), Decision::Hold);
+        assert_eq!(r.evaluate(600_000, &window(1000, 0)), Decision::Hold);
+        assert!(r.describe(600_000, &unread).contains("cannot read it, so the step waits: cannot reach Prometheus"));
+        let healthy = Window { external: Some(Ok(4.0)), ..window(1000, 0) };
+        assert!(r.describe(600_000, &healthy).contains("prometheus = 4 (rolls back above 5)"));
+        assert_eq!(r.evaluate(600_000, &healthy), Decision::Weights { candidate: 100.0 });
+        let sick = Window { external: Some(Ok(7.5)), ..window(1000, 0) };
+        assert_eq!(
+            r.evaluate(600_001, &sick),
+            Decision::Rollback { reason: "prometheus 7.5 > 5 over 1000 requests at 100%".into() }
+        );
     }
 
     #[test]

@@ -49,11 +49,19 @@ pub struct ServerOptions {
     /// More routes served on the same listener (the agent's control API), outside the data
     /// plane's metrics and fallback.
     pub control: Option<axum::Router>,
+    /// Keep labels posted to `/v1/endpoints/{name}/feedback` under this data directory
+    /// (`None`: the route answers 404).
+    pub feedback_dir: Option<std::path::PathBuf>,
 }
 
 impl Default for ServerOptions {
     fn default() -> Self {
-        ServerOptions { prediction_log: None, drain_timeout: Duration::from_secs(30), control: None }
+        ServerOptions {
+            prediction_log: None,
+            drain_timeout: Duration::from_secs(30),
+            control: None,
+            feedback_dir: None,
+        }
     }
 }
 
@@ -78,7 +86,10 @@ impl Server {
                     .map_err(|source| ServeError::PredictionLog { dir: o.dir.clone(), source })?,
             ),
         };
-        let state = AppState::new(endpoints.clone(), log.as_ref().map(PredictionLog::logger));
+        let mut state = AppState::new(endpoints.clone(), log.as_ref().map(PredictionLog::logger));
+        if let Some(dir) = &options.feedback_dir {
+            state = state.with_feedback(Arc::new(crate::monitor::feedback::FeedbackStore::open(dir)));
+        }
         let app = match &options.control {
             Some(control) => control.clone().merge(router_with(state.clone())),
             None => router_with(state.clone()),

@@ -17,7 +17,7 @@ mod booster;
 pub mod metrics;
 mod params;
 mod predict;
-mod rng;
+pub(crate) mod rng;
 mod split;
 mod tune;
 
@@ -357,6 +357,12 @@ fn run_one(
     let outcome = booster::run(data, &p, threads, bar)?;
     let metrics = metrics::task_metrics(data.task, &data.y_hold, &outcome.outputs, data.classes);
     Ok(Evaluated { params: p, outcome, metrics })
+}
+
+/// The rows of `set` that [`train`] holds out for evaluation under `job`'s validation rule
+/// (the latest rows for a time split): the holdout a retrain compares candidate and production on.
+pub fn holdout_rows(set: &TrainingSet, job: &TrainingJob) -> Result<Vec<usize>, TrainError> {
+    Ok(split::split(&set.event_time, set.rows(), &job.validation)?.holdout)
 }
 
 /// Trains, evaluates and gates a model for `job` on `set`.
