@@ -10,34 +10,23 @@
 # Safe to run again: pip is only called when something is missing or at another version.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+. scripts/lib/pip.sh
 
 xgb_version=3.2.0
 wheel=.deps/wheels/xgboost_cpu-${xgb_version}-py3-none-manylinux_2_28_x86_64.whl
 
 command -v python3 >/dev/null 2>&1 || { echo "install-bench-tools.sh: python3 is required" >&2; exit 1; }
 
-flags=()
-# A distribution's Python (PEP 668) refuses system-wide pip installs; outside a virtualenv,
-# install for the user instead.
-if [ -z "${VIRTUAL_ENV:-}" ] && python3 -c 'import os, sys, sysconfig
-sys.exit(not os.path.exists(os.path.join(sysconfig.get_path("stdlib"), "EXTERNALLY-MANAGED")))'; then
-  flags=(--user --break-system-packages)
-fi
-pip_install() {
-  echo "install-bench-tools.sh: pip install $*"
-  python3 -m pip install --quiet ${flags[@]+"${flags[@]}"} "$@"
-}
-
 if ! python3 -c "import numpy, xgboost, sys; sys.exit(xgboost.__version__ != '$xgb_version')" >/dev/null 2>&1; then
   if [ -f "$wheel" ]; then
-    pip_install "$wheel" numpy
+    pip_install install-bench-tools.sh "$wheel" numpy
   else
-    pip_install "xgboost-cpu==$xgb_version" numpy
+    pip_install install-bench-tools.sh "xgboost-cpu==$xgb_version" numpy
   fi
 fi
 
 if ! python3 -c "import fastapi, uvicorn, uvloop, httptools" >/dev/null 2>&1; then
-  pip_install fastapi "uvicorn[standard]"
+  pip_install install-bench-tools.sh fastapi "uvicorn[standard]"
 fi
 
 python3 -c 'import fastapi, uvicorn, xgboost, numpy

@@ -15,6 +15,7 @@
 # and mispredicts models saved by XGBoost 3.x without any error.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+. scripts/lib/pip.sh
 
 version=3.2.0
 wheel=xgboost_cpu-${version}-py3-none-manylinux_2_28_x86_64.whl
@@ -88,13 +89,5 @@ fi
 
 # Python xgboost for the interop tests: the same build as the native library.
 if ! python3 -c "import numpy, xgboost, sys; sys.exit(xgboost.__version__ != '$version')" >/dev/null 2>&1; then
-  echo "install-xgboost.sh: installing python xgboost-cpu==$version and numpy"
-  flags=()
-  # A distribution's Python (PEP 668) refuses system-wide pip installs; outside a virtualenv,
-  # install for the user instead.
-  if [ -z "${VIRTUAL_ENV:-}" ] && python3 -c 'import os, sys, sysconfig
-sys.exit(not os.path.exists(os.path.join(sysconfig.get_path("stdlib"), "EXTERNALLY-MANAGED")))'; then
-    flags=(--user --break-system-packages)
-  fi
-  python3 -m pip install --quiet ${flags[@]+"${flags[@]}"} "$deps/wheels/$wheel" numpy
+  pip_install install-xgboost.sh "$deps/wheels/$wheel" numpy
 fi

@@ -3,8 +3,9 @@
 # toolchain: a C compiler and pkg-config for -sys crates, Python for the reference checks,
 # curl (the demo calls the endpoint), git (`mlops diff` and its tests),
 # PostgreSQL's server binaries (the data-source tests start a throwaway server from them),
-# Prometheus (the serving tests start one to scrape the server), and XGBoost's native library
-# with the Python package used by the interop tests.
+# Prometheus (the serving tests start one to scrape the server), XGBoost's native library
+# with the Python package used by the interop tests, and SciPy and NumPy (the drift statistics
+# are tested against them: runtime/tests/drift_scipy.rs).
 # Safe to run again; it only installs what is missing.
 set -euo pipefail
 
@@ -23,6 +24,11 @@ if [ ${#need[@]} -gt 0 ]; then
 fi
 
 "$(dirname "$0")/install-xgboost.sh"
+
+. "$(dirname "$0")/lib/pip.sh"
+if ! python3 -c "import scipy, numpy" >/dev/null 2>&1; then
+  pip_install setup.sh scipy numpy
+fi
 
 if ! command -v cargo >/dev/null 2>&1; then
   echo "mlops needs a Rust toolchain (cargo 1.89 or newer): https://rustup.rs" >&2

@@ -4,6 +4,8 @@
 use super::{split_dir_and_addresses, ConfigArgs, VarArgs};
 use clap::Args;
 use mlops_compiler::model::Target;
+use mlops_runtime::monitor::evaluate::CheckStatus;
+use mlops_runtime::retrain::controller::MonitorStatus;
 use mlops_runtime::serve::agent::{self, AgentOptions};
 use mlops_runtime::serve::control::{self, Agent, EndpointStatus};
 use mlops_runtime::workspace::Workspace;
@@ -92,6 +94,44 @@ fn print_endpoint(e: &EndpointStatus) {
     }
 }
 
+fn print_monitor(m: &MonitorStatus) {
+    let Some(r) = &m.last else {
+        println!("{}  (watches {})  first window not over yet", m.address, m.endpoint);
+        return;
+    };
+    let breached = r.breaches().len();
+    let verdict = if breached > 0 {
+        format!("BREACHED ({breached} check{})", if breached == 1 { "" } else { "s" })
+    } else if r.insufficient() {
+        "not enough data".to_string()
+    } else {
+        "ok".to_string()
+    };
+    println!(
+        "{}  (watches {}, version {})  {verdict}  {} predictions in the last window",
+        m.address,
+        m.endpoint,
+        r.version.map_or_else(|| "—".to_string(), |v| v.to_string()),
+        r.predictions
+    );
+    for c in &r.checks {
+        let value = c.p_value.filter(|_| c.threshold.starts_with("p ")).or(c.value);
+        println!(
+            "  {:<11} {:<24} {:>10}  threshold {:<10} {}",
+            c.check,
+            format!("{}({})", c.method, c.name),
+            value.map_or_else(|| "—".to_string(), |v| format!("{v:.4}")),
+            c.threshold,
+            match c.status {
+                CheckStatus::Ok => "ok",
+                CheckStatus::Breached => "BREACHED",
+                CheckStatus::InsufficientData => "not enough data",
+                CheckStatus::Error => "error",
+            }
+        );
+    }
+}
+
 impl Status {
     pub fn run(self) -> Result<ExitCode, String> {
         let Some((data_dir, _)) = local(&self.config)? else { return Ok(ExitCode::from(1)) };
@@ -114,6 +154,20 @@ impl Status {
         }
         for e in &status.endpoints {
             print_endpoint(e);
+        }
+        for m in &status.monitors {
+            print_monitor(m);
+        }
+        for p in &status.policies {
+            let state = match (p.running, p.rolling_out) {
+                (true, _) => "retraining now".to_string(),
+                (false, Some(v)) => format!("version {v} rolling out"),
+                _ => "idle".to_string(),
+            };
+            println!("{}  (retrains {})  {state}, {} retrain(s) remembered", p.address, p.job, p.retrains);
+            if let Some(last) = &p.last {
+                println!("  last: {last}");
+            }
         }
         Ok(ExitCode::SUCCESS)
     }

@@ -87,6 +87,8 @@ impl Session {
     /// The state with refresh's findings marked, printing them.
     fn refreshed(&self) -> Result<Option<State>, String> {
         let Some(mut s) = self.current.clone() else { return Ok(None) };
+        let adopted = apply::adopt(&mut s, self.target.as_ref()).map_err(|e| format!("refresh failed: {e}"))?;
+        print_adopted(&adopted);
         let drift = apply::refresh(&s, self.target.as_ref()).map_err(|e| format!("refresh failed: {e}"))?;
         print_drift(&drift);
         apply::mark_drift(&mut s, &drift);
@@ -111,6 +113,16 @@ impl Session {
         let interrupted = opts.cancel.as_ref().is_some_and(|c| c.load(Ordering::SeqCst));
         print_summary(&report, started.elapsed(), interrupted);
         Ok(if report.failed.is_empty() && !interrupted { ExitCode::SUCCESS } else { ExitCode::from(1) })
+    }
+}
+
+/// Prints what refresh took over from the runtime.
+pub(super) fn print_adopted(adopted: &[(String, String)]) {
+    for (address, reason) in adopted {
+        println!("{address}: {reason}; recorded in the state");
+    }
+    if !adopted.is_empty() {
+        println!();
     }
 }
 
@@ -304,7 +316,15 @@ impl Refresh {
             println!("No state yet in {}: nothing to refresh.", session.backend.describe());
             return Ok(ExitCode::SUCCESS);
         };
+        let adopted = apply::adopt(&mut s, session.target.as_ref()).map_err(|e| format!("refresh failed: {e}"))?;
+        print_adopted(&adopted);
         let drift = apply::refresh(&s, session.target.as_ref()).map_err(|e| format!("refresh failed: {e}"))?;
+        if drift.is_empty() && !adopted.is_empty() {
+            s.serial += 1;
+            session.backend.write(&session.lock, &s).map_err(|e| e.to_string())?;
+            println!("Recorded {} change(s) the runtime made in the state; nothing else changed.", adopted.len());
+            return Ok(ExitCode::SUCCESS);
+        }
         if drift.is_empty() {
             println!(
                 "No changes outside mlops: the world matches the state ({} resources checked).",

@@ -5,6 +5,8 @@ mod agent;
 mod apply;
 mod compile;
 mod diff;
+mod drift;
+mod events;
 mod fmt;
 mod graph;
 mod materialize;
@@ -75,6 +77,10 @@ enum Command {
     Status(agent::Status),
     /// Roll an endpoint back to its previous version at once.
     Rollback(agent::Rollback),
+    /// Show what monitors and retrain policies decided (breaches, retrains, promotions).
+    Events(events::Events),
+    /// Drift statistics outside a monitor (`drift compare REFERENCE CURRENT`).
+    Drift(drift::DriftCmd),
 }
 
 impl Cli {
@@ -101,6 +107,8 @@ impl Cli {
             Command::Agent(c) => c.run(),
             Command::Status(c) => c.run(),
             Command::Rollback(c) => c.run(),
+            Command::Events(c) => c.run(),
+            Command::Drift(c) => c.run(),
         }
     }
 }

@@ -70,6 +70,10 @@ impl PlanCmd {
         // kubernetes one, for now) has nothing to compare.
         let target = targets::open(&self.config.dir, &spec, super::target_options()).ok();
         if let (Some(s), Some(target), true) = (current.as_mut(), &target, self.refresh || self.refresh_only) {
+            let adopted = apply::adopt(s, target.as_ref()).map_err(|e| format!("refresh failed: {e}"))?;
+            if !self.json && self.format == PlanFormat::Text {
+                super::apply::print_adopted(&adopted);
+            }
             let drift = apply::refresh(s, target.as_ref()).map_err(|e| format!("refresh failed: {e}"))?;
             if self.refresh_only {
                 if drift.is_empty() {

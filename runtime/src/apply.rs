@@ -479,6 +479,26 @@ pub fn refresh(state: &State, target: &dyn Target) -> Result<Vec<(String, Drifte
     Ok(found)
 }
 
+/// Takes over in `state` what the runtime changed by design ([`Target::adopt`]: a version a
+/// retrain policy promoted), before [`refresh`] compares the rest; returns (address, reason).
+pub fn adopt(state: &mut State, target: &dyn Target) -> Result<Vec<(String, String)>, TargetError> {
+    let mut adopted = Vec::new();
+    let addresses: Vec<String> = state.resources.keys().cloned().collect();
+    for address in addresses {
+        let Some(r) = state.resources.get(&address) else { continue };
+        if target.supports(r.spec.config.kind()).is_err() {
+            continue;
+        }
+        if let Some((reason, produced)) = target.adopt(&address, r, &state.resources)? {
+            if let Some(r) = state.resources.get_mut(&address) {
+                r.produced.extend(produced);
+            }
+            adopted.push((address, reason));
+        }
+    }
+    Ok(adopted)
+}
+
 /// Records refresh findings in `state` (the planner re-applies drifted resources).
 pub fn mark_drift(state: &mut State, drift: &[(String, Drifted)]) {
     for (address, d) in drift {

@@ -310,6 +310,42 @@ fn drift_checks(
     }
 }
 
+/// The outcome of a `prometheus "name" { … }` check on the value read (or why none was).
+pub fn prometheus_check(check: &mlops_compiler::model::PrometheusCheck, value: Result<f64, String>) -> CheckResult {
+    let bound = match (check.above, check.below) {
+        (Some(a), Some(b)) => format!("> {} or < {}", fmt4(a), fmt4(b)),
+        (Some(a), None) => format!("> {}", fmt4(a)),
+        (None, Some(b)) => format!("< {}", fmt4(b)),
+        (None, None) => "—".into(),
+    };
+    let mut r = CheckResult {
+        check: "prometheus".into(),
+        name: check.name.clone(),
+        method: if check.scrape.is_some() { "scrape" } else { "query" }.into(),
+        value: None,
+        p_value: None,
+        threshold: bound.clone(),
+        samples: 0,
+        status: CheckStatus::Error,
+        message: String::new(),
+    };
+    match value {
+        Err(e) => r.message = format!("{}: {e}", check.name),
+        Ok(v) => {
+            let breached = check.above.is_some_and(|a| v > a) || check.below.is_some_and(|b| v < b);
+            r.value = Some(v);
+            r.samples = 1;
+            r.status = if breached { CheckStatus::Breached } else { CheckStatus::Ok };
+            r.message = if breached {
+                format!("{} {} {bound}", check.name, fmt4(v))
+            } else {
+                format!("{} {} (alerts {bound})", check.name, fmt4(v))
+            };
+        }
+    }
+    r
+}
+
 /// Labels from a declared feedback source: `id_column` → `label_column` (booleans as 0/1).
 pub fn source_labels(
     source: &Source,
@@ -444,6 +480,25 @@ mod tests {
         let report = evaluate("monitor.m", &monitor(1, 0.2), &few, Some(3), None, &HashMap::new());
         assert!(report.checks[..2].iter().all(|c| c.status == CheckStatus::Error));
         assert!(report.checks[0].message.contains("no training reference"), "{}", report.checks[0].message);
+    }
+
+    #[test]
+    fn prometheus_checks_compare_the_value_read_with_their_bounds() {
+        let check = mlops_compiler::model::PrometheusCheck {
+            name: "p99".into(),
+            url: Some("http://127.0.0.1:9090".into()),
+            scrape: None,
+            query: "q".into(),
+            above: Some(0.5),
+            below: Some(0.1),
+        };
+        let r = prometheus_check(&check, Ok(0.7));
+        assert_eq!((r.status, r.message.as_str()), (CheckStatus::Breached, "p99 0.7 > 0.5 or < 0.1"));
+        assert_eq!(prometheus_check(&check, Ok(0.05)).status, CheckStatus::Breached);
+        let r = prometheus_check(&check, Ok(0.3));
+        assert_eq!((r.status, r.message.as_str()), (CheckStatus::Ok, "p99 0.3 (alerts > 0.5 or < 0.1)"));
+        let r = prometheus_check(&check, Err("cannot reach Prometheus".into()));
+        assert_eq!((r.status, r.message.as_str()), (CheckStatus::Error, "p99: cannot reach Prometheus"));
     }
 
     #[test]

@@ -43,6 +43,7 @@ use super::rollout::{is_external, Decision, Phase, Rollout, Window};
 use super::server::{Server, ServerOptions};
 use crate::features::FeatureStore;
 use crate::registry::Registry;
+use crate::retrain::controller::{Controller, MonitorRequest, PolicyRequest, RolloutPhase, Rollouts};
 
 /// How the agent runs.
 #[derive(Debug, Clone)]
@@ -133,6 +134,8 @@ struct Control {
     address: String,
     /// Reads external rollback metrics.
     http: reqwest::Client,
+    /// Runs the monitors and retrain policies.
+    controller: Arc<Controller>,
 }
 
 /// One line to the agent's standard error (`agent.log` when apply started it): what it did to
@@ -361,6 +364,10 @@ impl Control {
     }
 
     async fn persist(&self, state: &Persisted) {
+        self.persist_now(state);
+    }
+
+    fn persist_now(&self, state: &Persisted) {
         let path = agent_dir(&self.data_dir).join("endpoints.json");
         match serde_json::to_string_pretty(state) {
             Ok(text) => {
@@ -415,7 +422,8 @@ impl Control {
                 }
             })
             .collect();
-        StatusReport { pid: self.pid, address: self.address.clone(), endpoints }
+        let (monitors, policies) = self.controller.status();
+        StatusReport { pid: self.pid, address: self.address.clone(), endpoints, monitors, policies }
     }
 }
 
@@ -648,6 +656,87 @@ async fn drive(c: &Shared) {
     }
 }
 
+/// The agent's endpoints as the controller rolls candidates out on them (called off the async
+/// threads: the retrain thread and the controller's blocking tick).
+struct AgentRollouts(Shared);
+
+impl Rollouts for AgentRollouts {
+    fn roll_out(&self, endpoint: &str, version: u32) -> Result<(), String> {
+        let c = &self.0;
+        let mut state = c.state.blocking_lock();
+        let existing =
+            state.endpoints.get(endpoint).cloned().ok_or_else(|| format!("no endpoint named `{endpoint}`"))?;
+        let request = DeployRequest { version, ..existing.request.clone() };
+        let m = deploy(c, endpoint, Some(existing), request)?;
+        log(&format!(
+            "{endpoint}: version {version} deployed by a retrain policy; {}",
+            m.rollout.as_ref().map_or_else(String::new, |r| r.describe(now_ms(), &Window::default()))
+        ));
+        state.endpoints.insert(endpoint.to_string(), m);
+        c.persist_now(&state);
+        Ok(())
+    }
+
+    fn rollout(&self, endpoint: &str) -> Option<(u32, RolloutPhase)> {
+        let state = self.0.state.blocking_lock();
+        let r = state.endpoints.get(endpoint)?.rollout.as_ref()?;
+        let phase = match &r.phase {
+            Phase::Stepping { .. } => RolloutPhase::InProgress,
+            Phase::Promoted => RolloutPhase::Promoted,
+            Phase::RolledBack { reason } => RolloutPhase::RolledBack(reason.clone()),
+        };
+        Some((r.candidate, phase))
+    }
+}
+
+async fn put_monitor(
+    State(c): State<Shared>,
+    headers: HeaderMap,
+    UrlPath(address): UrlPath<String>,
+    body: axum::body::Bytes,
+) -> Response {
+    if !c.authorized(&headers) {
+        return error(StatusCode::UNAUTHORIZED, "a valid control token is required");
+    }
+    match serde_json::from_slice::<MonitorRequest>(&body) {
+        Ok(r) if r.address == address => {
+            log(&format!("{address}: watching {} every {}", r.endpoint, r.monitor.window));
+            c.controller.put_monitor(r);
+            reply(StatusCode::OK, &json!({ "deployed": address }))
+        }
+        Ok(r) => error(StatusCode::BAD_REQUEST, format!("the body is for `{}`, the path for `{address}`", r.address)),
+        Err(e) => error(StatusCode::BAD_REQUEST, format!("bad monitor request: {e}")),
+    }
+}
+
+async fn put_policy(
+    State(c): State<Shared>,
+    headers: HeaderMap,
+    UrlPath(address): UrlPath<String>,
+    body: axum::body::Bytes,
+) -> Response {
+    if !c.authorized(&headers) {
+        return error(StatusCode::UNAUTHORIZED, "a valid control token is required");
+    }
+    match serde_json::from_slice::<PolicyRequest>(&body) {
+        Ok(r) if r.address == address => {
+            log(&format!("{address}: retrains {}", r.policy.job));
+            c.controller.put_policy(r);
+            reply(StatusCode::OK, &json!({ "deployed": address }))
+        }
+        Ok(r) => error(StatusCode::BAD_REQUEST, format!("the body is for `{}`, the path for `{address}`", r.address)),
+        Err(e) => error(StatusCode::BAD_REQUEST, format!("bad policy request: {e}")),
+    }
+}
+
+async fn delete_controlled(State(c): State<Shared>, headers: HeaderMap, UrlPath(address): UrlPath<String>) -> Response {
+    if !c.authorized(&headers) {
+        return error(StatusCode::UNAUTHORIZED, "a valid control token is required");
+    }
+    let deleted = c.controller.remove(&address);
+    reply(StatusCode::OK, &json!({ "deleted": deleted }))
+}
+
 /// Why the agent stopped with an error.
 #[derive(Debug, thiserror::Error)]
 #[error("{0}")]
@@ -674,6 +763,7 @@ pub async fn run(options: AgentOptions, shutdown: impl std::future::Future<Outpu
         pid: std::process::id(),
         address: options.address.to_string(),
         http: reqwest::Client::new(),
+        controller: Arc::new(Controller::open(&options.data_dir)),
     });
     {
         let c = control.clone();
@@ -698,6 +788,8 @@ pub async fn run(options: AgentOptions, shutdown: impl std::future::Future<Outpu
         .route("/endpoints/{name}", put(put_endpoint).delete(delete_endpoint))
         .route("/endpoints/{name}/rollback", post(rollback_endpoint))
         .route("/status", get(status))
+        .route("/monitors/{address}", put(put_monitor).delete(delete_controlled))
+        .route("/policies/{address}", put(put_policy).delete(delete_controlled))
         .with_state(control.clone());
     let server_options = ServerOptions {
         prediction_log: Some(PredictionLogOptions::new(options.data_dir.join("predictions"))),
@@ -723,9 +815,23 @@ pub async fn run(options: AgentOptions, shutdown: impl std::future::Future<Outpu
             }
         })
     };
+    let controller = {
+        let c = control.clone();
+        let rollouts: Arc<dyn Rollouts> = Arc::new(AgentRollouts(control.clone()));
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(Duration::from_secs(1));
+            tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            loop {
+                tick.tick().await;
+                let (c, rollouts) = (c.controller.clone(), rollouts.clone());
+                let _ = tokio::task::spawn_blocking(move || c.tick(&rollouts, now_ms())).await;
+            }
+        })
+    };
     shutdown.await;
     log("shutting down: draining requests");
     driver.abort();
+    controller.abort();
     let _ = std::fs::remove_file(agent_file(&options.data_dir));
     let report = server.shutdown().await;
     control.persist(&*control.state.lock().await).await;

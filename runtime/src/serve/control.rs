@@ -127,6 +127,12 @@ pub struct StatusReport {
     pub address: String,
     /// Endpoints, by name.
     pub endpoints: Vec<EndpointStatus>,
+    /// Monitors and their latest judgement.
+    #[serde(default)]
+    pub monitors: Vec<crate::retrain::controller::MonitorStatus>,
+    /// Retrain policies.
+    #[serde(default)]
+    pub policies: Vec<crate::retrain::controller::PolicyStatus>,
 }
 
 /// Why the agent could not be reached or did not do what was asked.
@@ -335,6 +341,20 @@ pub fn ensure_agent(
         }
         std::thread::sleep(Duration::from_millis(100));
     }
+}
+
+/// `text` as one URL path segment: everything but letters, digits, `.`, `_`, `-` and `~`
+/// percent-encoded (addresses may hold `[`, `"` and `/` from `for_each` keys).
+pub fn path_segment(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for b in text.bytes() {
+        if b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-' | b'~') {
+            out.push(char::from(b));
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
 }
 
 /// The endpoint's name in URLs: its address without the `endpoint.` segment

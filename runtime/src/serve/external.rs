@@ -81,7 +81,7 @@ fn number(text: &str) -> Result<f64, String> {
 }
 
 /// An instant query: its result must be a scalar or a vector of exactly one sample.
-async fn prometheus(client: &reqwest::Client, url: &str, query: &str) -> Result<f64, String> {
+pub async fn prometheus(client: &reqwest::Client, url: &str, query: &str) -> Result<f64, String> {
     let endpoint = format!("{}/api/v1/query", url.trim_end_matches('/'));
     let resp = client
         .get(&endpoint)
@@ -132,7 +132,7 @@ async fn prometheus(client: &reqwest::Client, url: &str, query: &str) -> Result<
 }
 
 /// Reads the metrics page and sums the counter, gauge or untyped samples the selector picks.
-async fn scrape(client: &reqwest::Client, url: &str, query: &str) -> Result<f64, String> {
+pub async fn scrape(client: &reqwest::Client, url: &str, query: &str) -> Result<f64, String> {
     let selector = Selector::parse(query).map_err(|(_, e)| format!("the series selector `{query}`: {e}"))?;
     let resp = client
         .get(url)

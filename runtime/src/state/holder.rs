@@ -100,7 +100,7 @@ fn host() -> String {
 }
 
 /// `YYYY-MM-DDTHH:MM:SSZ` for Unix seconds.
-pub(crate) fn rfc3339(secs: u64) -> String {
+pub fn rfc3339(secs: u64) -> String {
     let days = (secs / 86_400) as i64;
     let rem = secs % 86_400;
     let (y, m, d) = civil_from_days(days);

@@ -29,8 +29,7 @@ use std::path::PathBuf;
 use mlops_compiler::state::{State, STATE_FORMAT_VERSION};
 use serde::{Deserialize, Serialize};
 
-pub use holder::new_lineage;
-pub(crate) use holder::rfc3339;
+pub use holder::{new_lineage, rfc3339};
 pub use local::LocalState;
 pub use postgres::PostgresState;
 

@@ -20,7 +20,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use arrow_array::{Array, TimestampMicrosecondArray};
-use mlops_compiler::model::{Config, Endpoint, Source, Target as TargetConfig};
+use mlops_compiler::model::{Config, Endpoint, Monitor, Source, Target as TargetConfig};
 use mlops_compiler::plan::Action;
 use mlops_compiler::spec::{ResourceSpec, SystemSpec};
 use mlops_compiler::state::{Drifted, ResourceState};
@@ -31,6 +31,7 @@ use crate::data;
 use crate::features::FeatureStore;
 use crate::pipeline::Runtime;
 use crate::registry::{Registry, RegistryError, Status};
+use crate::retrain::controller::{MonitorRequest, PolicyRequest};
 use crate::serve::control::{self, Agent, DeployRequest, OnlineViewRef};
 use crate::serve::EndpointSettings;
 use crate::train::TrainOptions;
@@ -136,6 +137,44 @@ impl LocalTarget {
         Ok(produced)
     }
 
+    fn monitor_request(
+        &self,
+        spec: &SystemSpec,
+        address: &str,
+        monitor: &Monitor,
+    ) -> Result<MonitorRequest, TargetError> {
+        let find = |a: &str| spec.resources.iter().find(|r| r.address == a).map(|r| &r.config);
+        let job = match find(&monitor.endpoint) {
+            Some(Config::Endpoint(e)) => e.model.clone(),
+            _ => return Err(TargetError(format!("{} is not an endpoint of this configuration", monitor.endpoint))),
+        };
+        let feedback = monitor.performance.as_ref().and_then(|p| match find(&p.feedback) {
+            Some(Config::Source(s)) => Some((p.feedback.clone(), s.clone())),
+            _ => None,
+        });
+        Ok(MonitorRequest {
+            address: address.to_string(),
+            monitor: monitor.clone(),
+            endpoint: control::endpoint_name(&monitor.endpoint),
+            job,
+            feedback,
+            root: self.root().canonicalize().unwrap_or_else(|_| self.root().to_path_buf()),
+        })
+    }
+
+    /// Deploys a monitor or policy (`kind`: `monitors`, `policies`) to the agent's controller.
+    fn put_controlled(&self, kind: &str, address: &str, body: &impl serde::Serialize) -> Result<(), TargetError> {
+        let body = serde_json::to_string(body).map_err(TargetError::from_display)?;
+        let agent = self.agent()?;
+        let _: Value = agent
+            .call("PUT", &format!("/{kind}/{}", control::path_segment(address)), Some(&body))
+            .and_then(|a| a.json("deploy"))
+            .map_err(|e| {
+                TargetError(format!("{e} (agent log: {})", control::agent_log(&self.workspace.data_dir).display()))
+            })?;
+        Ok(())
+    }
+
     fn store(&self) -> Result<FeatureStore, TargetError> {
         FeatureStore::open(&self.workspace.features_dir()).map_err(TargetError::from_display)
     }
@@ -190,11 +229,7 @@ impl Target for LocalTarget {
 
     fn supports(&self, kind: &str) -> Result<(), String> {
         match kind {
-            "source" | "entity" | "feature_view" | "training_job" | "endpoint" => Ok(()),
-            "monitor" | "retrain_policy" => Err(format!(
-                "the local target does not run {} resources yet (monitoring and retraining are not built); it stays planned",
-                kind.replace('_', " ")
-            )),
+            "source" | "entity" | "feature_view" | "training_job" | "endpoint" | "monitor" | "retrain_policy" => Ok(()),
             other => Err(format!("the local target does not know resources of kind {other}")),
         }
     }
@@ -245,7 +280,24 @@ impl Target for LocalTarget {
                 produced.insert("_reused".into(), json!(outcome.reused));
             }
             Config::Endpoint(endpoint) => return self.apply_endpoint(spec, address, endpoint),
-            other => return Err(TargetError(self.supports(other.kind()).err().unwrap_or_default())),
+            Config::Monitor(monitor) => {
+                let request = self.monitor_request(spec, address, monitor)?;
+                produced.insert("endpoint".into(), json!(request.endpoint));
+                self.put_controlled("monitors", address, &request)?;
+            }
+            Config::RetrainPolicy(policy) => {
+                let request = PolicyRequest {
+                    address: address.to_string(),
+                    policy: policy.clone(),
+                    spec: spec.clone(),
+                    root: self.root().canonicalize().unwrap_or_else(|_| self.root().to_path_buf()),
+                    endpoint: policy.promote.as_ref().and_then(|p| p.via.as_deref()).map(control::endpoint_name),
+                };
+                if let Some(e) = &request.endpoint {
+                    produced.insert("endpoint".into(), json!(e));
+                }
+                self.put_controlled("policies", address, &request)?;
+            }
         }
         Ok(produced)
     }
@@ -265,6 +317,15 @@ impl Target for LocalTarget {
                 }
                 Ok(())
             }
+            Config::Monitor(_) | Config::RetrainPolicy(_) => {
+                let Some(agent) = Agent::find(&self.workspace.data_dir) else { return Ok(()) };
+                let kind = if matches!(prior.spec.config, Config::Monitor(_)) { "monitors" } else { "policies" };
+                let _: Value = agent
+                    .call("DELETE", &format!("/{kind}/{}", control::path_segment(address)), None)
+                    .and_then(|a| a.json("delete"))
+                    .map_err(TargetError::from_display)?;
+                Ok(())
+            }
             Config::Endpoint(_) => {
                 let Some(agent) = Agent::find(&self.workspace.data_dir) else { return Ok(()) };
                 let name = control::endpoint_name(address);
@@ -278,6 +339,56 @@ impl Target for LocalTarget {
                 Ok(())
             }
             _ => Ok(()),
+        }
+    }
+
+    fn adopt(
+        &self,
+        address: &str,
+        prior: &ResourceState,
+        state: &BTreeMap<String, ResourceState>,
+    ) -> Result<Option<(String, Produced)>, TargetError> {
+        let recorded = prior.produced.get("version").and_then(Value::as_u64);
+        match &prior.spec.config {
+            // Production moved to a version trained from this very configuration (a retrain
+            // policy's, on newer data): that is what the configuration asks for.
+            Config::TrainingJob(_) => {
+                let registry = self.registry()?;
+                let Ok(Some(p)) = registry.production(address) else { return Ok(None) };
+                if Some(u64::from(p.version)) == recorded || p.spec_hash != prior.spec.hash {
+                    return Ok(None);
+                }
+                let mut produced = Produced::new();
+                produced.insert("version".into(), json!(p.version));
+                produced.insert("metrics".into(), json!(p.metrics));
+                let path = std::fs::canonicalize(&p.model_path).unwrap_or_else(|_| p.model_path.clone());
+                produced.insert("model_uri".into(), json!(path.display().to_string()));
+                produced.insert("_data_hash".into(), json!(p.data_hash));
+                let from = recorded.map_or_else(|| "none".into(), |v| v.to_string());
+                Ok(Some((format!("version {} promoted by the runtime (was {from})", p.version), produced)))
+            }
+            // The endpoint serves (or rolls out) a version of its job that a retrain trained
+            // from the job's recorded configuration.
+            Config::Endpoint(endpoint) => {
+                let Some(agent) = Agent::find(&self.workspace.data_dir) else { return Ok(None) };
+                let Ok(status) = agent.status() else { return Ok(None) };
+                let name = control::endpoint_name(address);
+                let Some(e) = status.endpoints.iter().find(|e| e.name == name) else { return Ok(None) };
+                if Some(u64::from(e.desired_version)) == recorded {
+                    return Ok(None);
+                }
+                let Some(job) = state.get(&endpoint.model) else { return Ok(None) };
+                let Ok(meta) = self.registry()?.get(&endpoint.model, e.desired_version) else { return Ok(None) };
+                let rolled_back = !e.rolling_out && e.stable_version != Some(e.desired_version);
+                if meta.spec_hash != job.spec.hash || meta.status == Status::Archived || rolled_back {
+                    return Ok(None);
+                }
+                let mut produced = Produced::new();
+                produced.insert("version".into(), json!(e.desired_version));
+                let how = if e.rolling_out { "rolling out" } else { "serving" };
+                Ok(Some((format!("{how} version {} deployed by a retrain policy", e.desired_version), produced)))
+            }
+            _ => Ok(None),
         }
     }
 
@@ -361,6 +472,22 @@ impl Target for LocalTarget {
                         e.stable_version.map_or_else(|| "none".to_string(), |v| v.to_string())
                     )),
                     Some(_) => Ok(None),
+                }
+            }
+            Config::Monitor(_) | Config::RetrainPolicy(_) => {
+                let Some(agent) = Agent::find(&self.workspace.data_dir) else {
+                    return update("the serving agent, which runs it, is not running".into());
+                };
+                let status = match agent.status() {
+                    Ok(s) => s,
+                    Err(e) => return update(format!("the serving agent does not answer: {e}")),
+                };
+                let known = status.monitors.iter().any(|m| m.address == address)
+                    || status.policies.iter().any(|p| p.address == address);
+                if known {
+                    Ok(None)
+                } else {
+                    update("the serving agent does not run it".into())
                 }
             }
             _ => Ok(None),

@@ -62,6 +62,19 @@ pub trait Target: Sync {
         prior: &ResourceState,
         state: &BTreeMap<String, ResourceState>,
     ) -> Result<Option<Drifted>, TargetError>;
+
+    /// What the runtime changed by design since `address` was applied — a retrain policy
+    /// promoted a model trained from the same configuration on newer data, and rolled it out —
+    /// as the values the state should record instead, with the reason in words. `Ok(None)`:
+    /// nothing to take over (the default).
+    fn adopt(
+        &self,
+        _address: &str,
+        _prior: &ResourceState,
+        _state: &BTreeMap<String, ResourceState>,
+    ) -> Result<Option<(String, Produced)>, TargetError> {
+        Ok(None)
+    }
 }
 
 /// How targets run what they need beyond the runtime library.
