@@ -227,7 +227,10 @@ fn drift_triggers_a_retrain_that_rolls_out_and_is_promoted() {
     let status = ok(&dir, &["status"]);
     assert!(status.contains("monitor.fraud_health  (watches module.fraud.api, version 1)  ok"), "{status}");
     assert!(status.contains("psi(amount)"), "{status}");
-    assert!(status.lines().any(|l| l.contains("prometheus") && l.contains("scrape(served)") && l.contains(" ok")), "{status}");
+    assert!(
+        status.lines().any(|l| l.contains("prometheus") && l.contains("scrape(served)") && l.contains(" ok")),
+        "{status}"
+    );
 
     // The world shifts: new rows in the source, amounts ×3 in the traffic.
     append_shifted_data(&dir);

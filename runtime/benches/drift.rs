@@ -168,8 +168,8 @@ fn run() -> Result<bool, Error> {
         py["numpy"].as_str().unwrap_or("?")
     );
     println!(
-        "{:<12} {:>12} {:>12} {:>8} {:>16}  {}",
-        "statistic", "mlops ms", "SciPy ms", "ratio", "monitor ms", "values (mlops = SciPy within 1e-9)"
+        "{:<12} {:>12} {:>12} {:>8} {:>16}  values (mlops = SciPy within 1e-9)",
+        "statistic", "mlops ms", "SciPy ms", "ratio", "monitor ms"
     );
     let mut all_agree = true;
     let mut ratios = Vec::new();
