@@ -4,14 +4,16 @@
 //! `mlops apply` / `destroy` / `refresh` call ([`mlops_runtime::apply`]).
 //!
 //! How Terraform's lifecycle maps onto mlops:
-//! - **read** (refresh): compiles the directory, reads the mlops state, asks the target what
-//!   changed outside mlops ([`apply::refresh`]) and records what an apply would do in `pending`;
+//! - **read** (refresh): compiles the directory, reads the mlops state, takes over what the
+//!   runtime changed by design ([`apply::adopt`]: a retrained version a policy promoted), asks the
+//!   target what changed outside mlops ([`apply::refresh`]) and records what an apply would do in `pending`;
 //!   no mlops state at all means the system is gone, and Terraform plans to create it.
 //! - **plan**: compiles (errors fail the plan, at `variables["x"]` when about a variable, else at
 //!   `dir`), plans against the refreshed state with the pure planner, and shows the ML-aware
 //!   change list as the planned `last_changes`; no change → the prior state, so a plan after an
-//!   apply is empty. Resources of kinds the target does not run yet (monitors, retrain policies
-//!   on the local target) are reported in `not_applied`, exactly as `mlops apply` leaves them.
+//!   apply is empty. Resources of kinds the target cannot run are reported in `not_applied`,
+//!   as `mlops apply` reports them (none on the local target, which runs every kind: monitors
+//!   and retrain policies go to the serving agent's controller).
 //! - **apply**: under the state lock: refresh, plan, [`apply::apply`]; failed resources are
 //!   errors on the resource (what succeeded is recorded, in mlops state and Terraform's).
 //! - **delete**: plans the destruction of everything the state records and applies it.
@@ -216,9 +218,11 @@ impl System {
         Ok((System { spec, backend, target }, warnings))
     }
 
-    /// The state with refresh's findings marked.
+    /// The state as `mlops apply` refreshes it: what the runtime changed by design taken over
+    /// ([`apply::adopt`]: a version a retrain policy promoted), then refresh's findings marked.
     fn refreshed(&self, state: Option<State>) -> Result<Option<State>, Vec<Diag>> {
         let Some(mut s) = state else { return Ok(None) };
+        apply::adopt(&mut s, self.target.as_ref()).map_err(|e| vec![Diag::error(format!("refresh failed: {e}"))])?;
         let drift =
             apply::refresh(&s, self.target.as_ref()).map_err(|e| vec![Diag::error(format!("refresh failed: {e}"))])?;
         apply::mark_drift(&mut s, &drift);

@@ -172,7 +172,7 @@ fn suite(tag: &str, tf: PathBuf) {
     let plan = ws.ok(&["plan"]);
     assert!(plan.contains("mlops_system.fraud will be created"), "{plan}");
     assert!(plan.contains("create module.fraud.training_job.model"), "the ML-aware plan is shown:\n{plan}");
-    assert!(plan.contains("\"monitor.fraud_health\" = \"the local target does not run monitor"), "{plan}");
+    assert!(plan.contains("create monitor.fraud_health"), "monitors are applied as `mlops apply` does:\n{plan}");
 
     let applied = ws.ok(&["apply", "-auto-approve"]);
     assert!(applied.contains("Apply complete! Resources: 1 added"), "{applied}");
@@ -181,6 +181,10 @@ fn suite(tag: &str, tf: PathBuf) {
     assert_eq!(url, format!("http://127.0.0.1:{}/v1/endpoints/module.fraud.api", ws.port));
     assert!(ws.output("model_auc").parse::<f64>().unwrap() > 0.8);
     assert!(ws.agent_pid().is_some_and(pid_alive), "apply deployed the endpoint to a running agent");
+    let state: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(ws.dir().join("fraud/.mlops/state/state.json")).unwrap())
+            .unwrap();
+    assert!(state["resources"]["monitor.fraud_health"].is_object(), "the monitor was applied: {state}");
 
     // Converged: a second plan has nothing to do.
     let again = ws.run(&["plan", "-detailed-exitcode"]);
