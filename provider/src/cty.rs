@@ -3,7 +3,8 @@
 //! the provider works on, and back to MessagePack for Terraform.
 //!
 //! The encoding: null is nil; an unknown value is MessagePack extension type 0; numbers are
-//! integers when whole, else float64 (or a decimal string for huge ones); lists, sets and tuples
+//! integers when whole, else decimal strings (Terraform sends `0.2` as the text "0.2": a
+//! float64 would not equal the configuration's value); lists, sets and tuples
 //! are arrays; maps and objects are maps; a value of the dynamic pseudo-type is a two-element
 //! array of its type (cty's JSON type notation) and its value.
 
@@ -98,6 +99,17 @@ impl Ty {
                 Ty::from_json(&json!([parts[0].clone(), parts[1].clone()]))
             }
             other => Err(format!("not a type: {other}")),
+        }
+    }
+
+    /// Does the type contain the dynamic pseudo-type anywhere?
+    pub fn has_dynamic(&self) -> bool {
+        match self {
+            Ty::Dynamic => true,
+            Ty::List(t) | Ty::Set(t) | Ty::Map(t) => t.has_dynamic(),
+            Ty::Object(m) => m.values().any(Ty::has_dynamic),
+            Ty::Tuple(ts) => ts.iter().any(Ty::has_dynamic),
+            Ty::String | Ty::Number | Ty::Bool => false,
         }
     }
 
@@ -428,7 +440,10 @@ fn to_mp(ty: &Ty, v: &Val) -> Mp {
             } else if let Some(u) = n.as_u64() {
                 Mp::Integer(u.into())
             } else {
-                Mp::F64(n.as_f64().unwrap_or(0.0))
+                // As decimal text, the way Terraform sends a number that is not exactly a
+                // float64 (`0.2` from a configuration): it parses the text back to the value
+                // its configuration holds, where a float64 would differ in the last bits.
+                Mp::String(n.as_f64().unwrap_or(0.0).to_string().into())
             }
         }
         (Ty::Number, Val::String(s)) => s.parse::<f64>().map_or(Mp::Nil, Mp::F64),

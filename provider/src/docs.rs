@@ -23,7 +23,11 @@ output "model_version" {
 }"#;
 
 const EXAMPLE_PROVIDER: &str = r#"provider "mlops" {
-  # Optional: override every system's state backend and target.
+  # The system the per-kind resources form (its generated files, state and data).
+  name = "fraud"
+  dir  = "${path.module}/system"
+
+  # Optional: the state backend and target (for mlops_system: overriding its directory's).
   backend_local {
     path = ".mlops/state"
   }
@@ -32,6 +36,31 @@ const EXAMPLE_PROVIDER: &str = r#"provider "mlops" {
     address = "127.0.0.1:8080"
   }
 }"#;
+
+/// The complete per-kind configuration the acceptance tests apply; each resource's page shows
+/// its blocks from it.
+const EXAMPLE_PER_KIND: &str = include_str!("../../examples/terraform/per-kind/main.tf");
+
+/// The `resource "TYPE" "…" { … }` blocks of the per-kind example.
+fn example_blocks(type_name: &str) -> Vec<String> {
+    let start = format!("resource \"{type_name}\" ");
+    let mut out = Vec::new();
+    let mut lines = EXAMPLE_PER_KIND.lines();
+    while let Some(line) = lines.next() {
+        if !line.starts_with(&start) {
+            continue;
+        }
+        let mut block = vec![line];
+        for l in lines.by_ref() {
+            block.push(l);
+            if l == "}" {
+                break;
+            }
+        }
+        out.push(block.join("\n"));
+    }
+    out
+}
 
 /// Every generated file: path under the docs directory → text.
 pub fn render() -> BTreeMap<String, String> {
@@ -43,16 +72,34 @@ pub fn render() -> BTreeMap<String, String> {
          XGBoost training jobs, serving endpoints, monitors and retraining policies — from Terraform, with the \
          same compiler and runtime as `mlops plan` / `mlops apply`. Generated from the provider's schema \
          (`terraform-provider-mlops docs provider/docs`); do not edit by hand.\n\n\
-         A whole configuration directory is one [`mlops_system`](resources/system.md) resource: Terraform's plan \
-         shows the ML-aware plan (which models are retrained and why) in `last_changes`, apply trains, registers \
-         and deploys through the local target, and refresh finds changes made outside Terraform (a deleted \
-         model file, a stopped serving agent, new source data). Errors in the configuration fail `terraform plan` \
-         with the compiler's message and help, at the variable they are about.\n\n\
-         The per-kind resource types (`mlops_source`, `mlops_training_job` …) are derived from the language but \
-         not served yet.\n\n## Example Usage\n\n```terraform\n",
+         Two ways to manage a system:\n\n\
+         - **One resource per block** — [`mlops_source`](resources/source.md), \
+         [`mlops_entity`](resources/entity.md), [`mlops_feature_view`](resources/feature_view.md), \
+         [`mlops_training_job`](resources/training_job.md), [`mlops_endpoint`](resources/endpoint.md), \
+         [`mlops_monitor`](resources/monitor.md), [`mlops_retrain_policy`](resources/retrain_policy.md): their \
+         schemas are the language's (labels become `name`, nested blocks stay blocks, `schema { }` is a map), \
+         references are the other resource's `address` (`source = mlops_source.transactions.address`), and \
+         together they form the one system kept in the provider's `dir`. Each resource is compiled with the \
+         blocks it references and planned by the mlops planner: `last_change` is its ML-aware plan line, upstream \
+         changes reach it as in `mlops apply` (a new model version is rolled out by its endpoint, whose monitors \
+         reset their drift reference), and a change that means a new model replaces the `mlops_training_job` \
+         (mlops trains the next version). Errors fail `terraform plan` with the compiler's message and help at the \
+         attribute they are about.\n\
+         - **A whole directory** of `*.mlops.hcl` files is one [`mlops_system`](resources/system.md): the \
+         ML-aware plan is in `last_changes`, errors arrive at the variable they are about.\n\n\
+         Either way apply runs the same runtime as `mlops apply` (sources read, views materialised, models \
+         trained, registered and promoted, endpoints deployed to the local serving agent, monitors and retrain \
+         policies handed to its controller), and refresh finds changes made outside Terraform (a deleted model \
+         file, a stopped serving agent, new source data): the next apply repairs them.\n\n\
+         ## Example Usage\n\n```terraform\n",
     );
     index.push_str(EXAMPLE_PROVIDER);
-    index.push_str("\n```\n\n");
+    index.push_str(
+        "\n```\n\nThe per-kind resources of one provider configuration form the system in `dir` — an ordinary \
+         mlops configuration the provider writes (`mlops.mlops.hcl` from this block, one `KIND.NAME.mlops.hcl` per \
+         applied resource), with its state and data under it, so `mlops plan DIR` and `mlops status DIR` show the \
+         same system. A complete configuration: `examples/terraform/per-kind/main.tf`.\n\n",
+    );
     block_reference(&mut index, &tfschema::provider(), "Schema");
     files.insert("index.md".to_string(), index);
 
@@ -69,6 +116,19 @@ pub fn render() -> BTreeMap<String, String> {
                 "## Import\n\nThe import id is the directory, optionally followed by the variables as a query:\n\n\
                  ```shell\nterraform import mlops_system.fraud './fraud?rounds=30&max_depth=4'\n```\n\n",
             );
+        } else {
+            let examples = example_blocks(&name);
+            text.push_str(&format!(
+                "## Example Usage\n\nFrom the fraud-detection system, one resource per block \
+                 (`examples/terraform/per-kind/main.tf`):\n\n```terraform\n{}\n```\n\n",
+                examples.join("\n\n")
+            ));
+            let example_name = examples.first().and_then(|b| b.split('"').nth(3)).unwrap_or("NAME").to_string();
+            text.push_str(&format!(
+                "## Import\n\nThe import id is the block's mlops address (or just its name); the block is read back \
+                 from the files of the provider's `dir`:\n\n\
+                 ```shell\nterraform import {name}.{example_name} {short}.{example_name}\n```\n\n"
+            ));
         }
         block_reference(&mut text, &block, "Schema");
         files.insert(format!("resources/{short}.md"), text);
@@ -105,7 +165,8 @@ fn block_reference(out: &mut String, block: &TfBlock, title: &str) {
         let _ = writeln!(out, "### {heading}\n");
         for a in attrs {
             let sensitive = if a.sensitive { ", Sensitive" } else { "" };
-            let _ = writeln!(out, "- `{}` ({}{sensitive}) {}", a.name, type_name(&a.ty), a.description);
+            let replaces = if a.replace { " Changing it replaces the resource." } else { "" };
+            let _ = writeln!(out, "- `{}` ({}{sensitive}) {}{replaces}", a.name, type_name(&a.ty), a.description);
         }
         if heading == "Optional" {
             for b in &block.blocks {

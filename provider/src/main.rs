@@ -1,6 +1,7 @@
 //! `terraform-provider-mlops`: the mlops compiler and runtime as a Terraform provider (plugin
-//! protocol 6). Terraform starts it and talks gRPC to it (see [`server`]); the resource is
-//! [`system`] (`mlops_system`), the data sources are in [`data`].
+//! protocol 6). Terraform starts it and talks gRPC to it (see [`server`]); the resources are
+//! [`system`] (`mlops_system`, a whole directory) and [`kinds`] (`mlops_source` … one block
+//! each), the data sources are in [`data`].
 //!
 //! The same binary is the serving agent the local target starts for endpoints
 //! (`terraform-provider-mlops agent DIR --address A --data-dir D`, as `mlops agent`), so the
@@ -12,6 +13,8 @@ mod data;
 mod diag;
 mod docs;
 mod hclgen;
+mod hclparse;
+mod kinds;
 mod provider;
 mod server;
 mod settings;

@@ -11,7 +11,8 @@ use tonic::{Request, Response, Status};
 
 use crate::cty::{self, Val};
 use crate::data;
-use crate::diag::{self, Diag};
+use crate::diag::{self, Diag, Step};
+use crate::kinds;
 use crate::proto::tfplugin6 as pb;
 use crate::proto::tfplugin6::provider_server::Provider;
 use crate::settings::Settings;
@@ -23,13 +24,16 @@ pub struct MlopsProvider {
     resources: Arc<BTreeMap<String, TfBlock>>,
     data_sources: Arc<BTreeMap<String, TfBlock>>,
     settings: Arc<RwLock<Settings>>,
+    /// What this process has seen of the run, for the per-kind resources.
+    context: Arc<kinds::Context>,
     stop: Arc<Notify>,
 }
 
-/// Every resource type. (The per-kind types `mlops_source` … are derived in
-/// [`tfschema::kind_resource`] but not served yet: their lifecycle is not built.)
+/// Every resource type: `mlops_system` and the per-kind types (`mlops_source` …).
 pub fn resource_schemas() -> BTreeMap<String, TfBlock> {
-    BTreeMap::from([(system::TYPE.to_string(), system::schema())])
+    let mut all = kinds::schemas();
+    all.insert(system::TYPE.to_string(), system::schema());
+    all
 }
 
 impl MlopsProvider {
@@ -39,6 +43,7 @@ impl MlopsProvider {
             resources: Arc::new(resource_schemas()),
             data_sources: Arc::new(data::schemas()),
             settings: Arc::new(RwLock::new(Settings::default())),
+            context: Arc::new(kinds::Context::default()),
             stop,
         }
     }
@@ -190,7 +195,13 @@ impl Provider for MlopsProvider {
         let block = self.resource(&r.type_name)?;
         let current = decode(&block, &r.current_state)?;
         let settings = self.settings();
-        let (new, diags) = blocking(move || system::read(&current, &settings)).await?;
+        let context = self.context.clone();
+        let kind = kinds::kind_of(&r.type_name);
+        let (new, diags) = blocking(move || match kind {
+            Some(kind) => kinds::read(kind, &current, &settings, &context),
+            None => system::read(&current, &settings),
+        })
+        .await?;
         Ok(Response::new(pb::read_resource::Response {
             new_state: encode(&block, &new.unwrap_or(Val::Null)),
             diagnostics: diag::to_proto(&diags),
@@ -217,6 +228,20 @@ impl Provider for MlopsProvider {
             }));
         }
         let settings = self.settings();
+        if let Some(kind) = kinds::kind_of(&r.type_name) {
+            let (context, b) = (self.context.clone(), block.clone());
+            let prior_private = r.prior_private.clone();
+            let planned =
+                blocking(move || kinds::plan_change(kind, &b, &prior, &proposed, &prior_private, &settings, &context))
+                    .await?;
+            return Ok(Response::new(pb::plan_resource_change::Response {
+                planned_state: encode(&block, &planned.value),
+                requires_replace: planned.requires_replace.iter().map(|p| attribute_path(p)).collect(),
+                planned_private: planned.private,
+                diagnostics: diag::to_proto(&planned.diags),
+                legacy_type_system: false,
+            }));
+        }
         let (planned, diags) = blocking(move || system::plan_change(&prior, &proposed, &settings)).await?;
         Ok(Response::new(pb::plan_resource_change::Response {
             planned_state: encode(&block, &planned),
@@ -237,6 +262,29 @@ impl Provider for MlopsProvider {
         let prior = decode(&block, &r.prior_state)?;
         let planned = decode(&block, &r.planned_state)?;
         let settings = self.settings();
+        if let Some(kind) = kinds::kind_of(&r.type_name) {
+            let context = self.context.clone();
+            let private = r.planned_private.clone();
+            let (new, private, diags) = blocking(move || {
+                if planned.is_null() {
+                    (Val::Null, Vec::new(), kinds::destroy(kind, &prior, &private, &settings, &context))
+                } else {
+                    kinds::apply_change(kind, &prior, &planned, &private, &settings, &context)
+                }
+            })
+            .await?;
+            let new = if new.is_null() && diags.iter().any(|d| d.error) {
+                prior_or_null(&block, &r.prior_state)
+            } else {
+                new
+            };
+            return Ok(Response::new(pb::apply_resource_change::Response {
+                new_state: encode(&block, &new),
+                private,
+                diagnostics: diag::to_proto(&diags),
+                legacy_type_system: false,
+            }));
+        }
         let (new, diags) = blocking(move || {
             if planned.is_null() {
                 (Val::Null, system::destroy(&prior, &settings))
@@ -262,13 +310,19 @@ impl Provider for MlopsProvider {
     ) -> Result<Response<pb::import_resource_state::Response>, Status> {
         let r = req.into_inner();
         let block = self.resource(&r.type_name)?;
-        let (state, diags): (Option<Val>, Vec<Diag>) = (Some(system::import(&r.id)), Vec::new());
+        let settings = self.settings();
+        let (id, type_name) = (r.id.clone(), r.type_name.clone());
+        let (state, diags): (Option<(Val, Vec<u8>)>, Vec<Diag>) = blocking(move || match kinds::kind_of(&type_name) {
+            Some(kind) => kinds::import(kind, &id, &settings),
+            None => (Some((system::import(&id), Vec::new())), Vec::new()),
+        })
+        .await?;
         Ok(Response::new(pb::import_resource_state::Response {
             imported_resources: state
-                .map(|s| pb::import_resource_state::ImportedResource {
+                .map(|(s, private)| pb::import_resource_state::ImportedResource {
                     type_name: r.type_name.clone(),
                     state: encode(&block, &s),
-                    private: Vec::new(),
+                    private,
                 })
                 .into_iter()
                 .collect(),
@@ -304,6 +358,10 @@ impl Provider for MlopsProvider {
 
 fn prior_or_null(block: &TfBlock, prior: &Option<pb::DynamicValue>) -> Val {
     decode(block, prior).unwrap_or(Val::Null)
+}
+
+fn attribute_path(path: &[Step]) -> pb::AttributePath {
+    Diag::error("").at(path.to_vec()).to_proto().attribute.unwrap_or_default()
 }
 
 #[cfg(test)]

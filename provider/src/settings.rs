@@ -1,11 +1,12 @@
-//! The provider's configuration (`provider "mlops" { … }`): the `mlops { }` block's settings.
-//! In: the Terraform value of the provider block. Out: [`Settings`] — checked by the compiler
-//! itself, by compiling the equivalent `mlops { }` block, so its diagnostics (a bad address, an
-//! unknown backend attribute) are the language's, at the right attribute.
+//! The provider's configuration (`provider "mlops" { … }`): the `mlops { }` block's settings,
+//! and the directory of the system the per-kind resources form. In: the Terraform value of the
+//! provider block. Out: [`Settings`] — checked by the compiler itself, by compiling the
+//! equivalent `mlops { }` block, so its diagnostics (a bad address, an unknown backend
+//! attribute) are the language's, at the right attribute.
 
 use std::path::PathBuf;
 
-use mlops_compiler::model::{Backend, Target};
+use mlops_compiler::model::{Backend, System, Target};
 use mlops_compiler::schema;
 
 use crate::cty::Val;
@@ -19,6 +20,13 @@ pub struct Settings {
     pub backend: Option<Backend>,
     /// Where apply runs.
     pub target: Option<Target>,
+    /// The directory of the system the per-kind resources form (`dir`).
+    pub dir: Option<PathBuf>,
+    /// The `mlops { }` block of that system: the provider block's settings (name `terraform`
+    /// unless set).
+    pub mlops_block: String,
+    /// The same settings compiled, defaults filled in (`None` before the provider is configured).
+    pub system: Option<System>,
 }
 
 impl Settings {
@@ -53,9 +61,13 @@ impl Settings {
             if !errors.is_empty() {
                 return Err(errors);
             }
+            let dir = config.get("dir").as_str().filter(|d| !d.is_empty()).map(PathBuf::from);
             Ok(Settings {
                 backend: set_backend.then(|| c.model.system.backend.clone()),
                 target: set_target.then(|| c.model.system.target.clone()),
+                dir,
+                mlops_block: rendered.text.clone(),
+                system: Some(c.model.system.clone()),
             })
         })();
         let _ = std::fs::remove_dir_all(&dir);

@@ -67,7 +67,7 @@ pub fn schema() -> TfBlock {
                 "last_changes",
                 strings(),
                 "The ML-aware plan of the last apply, one line per changed resource: `replace \
-                 training_job.fraud: params.max_depth: 6 → 8`.",
+                 training_job.fraud: max_depth 6 → 8`.",
             ),
             TfAttr::computed(
                 "pending",
@@ -257,8 +257,8 @@ impl System {
     }
 }
 
-/// One line of the ML-aware plan: `replace training_job.fraud: params.max_depth: 6 → 8`.
-fn change_line(c: &mlops_compiler::plan::ResourceChange) -> String {
+/// One line of the ML-aware plan: `replace training_job.fraud: max_depth 6 → 8`.
+pub fn change_line(c: &mlops_compiler::plan::ResourceChange) -> String {
     let verb = match c.action {
         Action::Create => "create",
         Action::Update => "update",

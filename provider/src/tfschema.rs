@@ -39,7 +39,6 @@ pub struct TfAttr {
     /// Hidden in Terraform's output.
     pub sensitive: bool,
     /// Does a change replace the resource (a new model)?
-    #[cfg_attr(not(test), allow(dead_code))]
     pub replace: bool,
     /// Documentation (Markdown).
     pub description: String,
@@ -96,11 +95,14 @@ impl TfAttr {
 }
 
 impl TfBlock {
-    /// The object type of the block's values (nested blocks are lists of objects).
+    /// The object type of the block's values (nested blocks are lists of objects). As in
+    /// Terraform, a list of nested blocks whose type contains a dynamic attribute (`tuning`,
+    /// through `search.values`) is itself dynamic: its elements may differ in type.
     pub fn ty(&self) -> Ty {
         let mut m: BTreeMap<String, Ty> = self.attrs.iter().map(|a| (a.name.clone(), a.ty.clone())).collect();
         for b in &self.blocks {
-            m.insert(b.name.clone(), Ty::list(b.block.ty()));
+            let inner = b.block.ty();
+            m.insert(b.name.clone(), if inner.has_dynamic() { Ty::Dynamic } else { Ty::list(inner) });
         }
         Ty::Object(m)
     }
@@ -253,10 +255,8 @@ pub fn derive(b: &BlockSchema, top: bool) -> TfBlock {
     TfBlock { attrs, blocks, description: b.doc.to_string() }
 }
 
-// Derived and tested, served once the per-kind lifecycle is built.
-#[cfg_attr(not(test), allow(dead_code))]
 /// The cty type of what a resource exports (the language documents exports, not their types).
-fn export_ty(name: &str) -> Ty {
+pub fn export_ty(name: &str) -> Ty {
     match name {
         "version" | "rows" => Ty::Number,
         "metrics" => Ty::map(Ty::Number),
@@ -265,8 +265,6 @@ fn export_ty(name: &str) -> Ty {
     }
 }
 
-// Derived and tested, served once the per-kind lifecycle is built.
-#[cfg_attr(not(test), allow(dead_code))]
 /// The schema of the per-kind resource `mlops_<kind>`.
 pub fn kind_resource(kind: &str) -> Option<TfBlock> {
     let b = lang::top_level(kind).filter(|b| b.resource)?;
@@ -279,13 +277,38 @@ pub fn kind_resource(kind: &str) -> Option<TfBlock> {
     block.attrs.push(TfAttr::computed("id", Ty::String, "Same as `address`."));
     for e in b.exports {
         let doc = if e.computed { e.doc.to_string() } else { format!("{} Known at plan time.", e.doc) };
+        let doc = if e.name == "columns" {
+            format!("{doc} Column name → its reference (`source.NAME.columns.COLUMN`), for a training job's `label`.")
+        } else {
+            doc
+        };
         block.attrs.push(TfAttr::computed(e.name, export_ty(e.name), &doc));
     }
+    block.attrs.push(TfAttr::computed(
+        "last_change",
+        Ty::String,
+        "The ML-aware plan line of this resource's last change, as `mlops plan` words it: `replace \
+         training_job.fraud: max_depth 4 → 5`, `update endpoint.api: new model version from training_job.fraud, \
+         rolled out immediately to all traffic`.",
+    ));
+    block.attrs.push(TfAttr::computed(
+        "pending",
+        Ty::String,
+        "What refresh found changed outside Terraform that the next apply repairs (`changed outside mlops: \
+         the serving agent is not running`); null when the world matches.",
+    ));
     block.description = format!(
-        "{} One `{kind}` block of an mlops system, managed through the provider's shared configuration \
-         (see the provider's documentation).",
+        "{} One `{kind}` block of the mlops system the provider's `dir` holds: planned by the mlops compiler and \
+         planner together with the blocks it references, applied by the same runtime as `mlops apply`.",
         b.doc
     );
+    if kind == "training_job" {
+        block.description.push_str(
+            " A change that means a new model — to an attribute marked below, or upstream data the planner retrains \
+             on — replaces it (through `version` when no attribute of its own changed): mlops trains the next \
+             version, and the endpoints serving the job roll it out.",
+        );
+    }
     Some(block)
 }
 
@@ -300,19 +323,27 @@ pub fn provider() -> TfBlock {
         a.required = false;
         a.optional = true;
         a.description = format!(
-            "{} Not used by `mlops_system`, whose directory names its system (reserved for the per-kind \
-             resources).",
+            "{} Names the system of the per-kind resources (default `terraform`); not used by `mlops_system`, \
+             whose directory names its system.",
             a.description
         );
     }
-    block.description = "Where state is kept and where apply runs, as in the `mlops { }` block. Set here, the \
-        `backend_*` and `target_*` blocks override those of every `mlops_system` directory."
+    block.attrs.push(TfAttr::optional(
+        "dir",
+        Ty::String,
+        "Directory of the system the per-kind resources (`mlops_source` …) form, relative to Terraform's \
+         working directory; needed by those resources only. The provider keeps it an mlops configuration: one \
+         generated `KIND.NAME.mlops.hcl` per applied resource and `mlops.mlops.hcl` from this block, so `mlops \
+         plan DIR` and `mlops status DIR` see the same system. Paths in blocks (a source's `path`) are relative \
+         to it, and state and data live under it unless `backend_*` / `target_*` say otherwise.",
+    ));
+    block.description = "Where state is kept and where apply runs, as in the `mlops { }` block, and the directory \
+        of the system the per-kind resources form. Set here, the `backend_*` and `target_*` blocks override those \
+        of every `mlops_system` directory."
         .to_string();
     block
 }
 
-// Derived and tested, served once the per-kind lifecycle is built.
-#[cfg_attr(not(test), allow(dead_code))]
 /// The resource kinds that have a per-kind resource type, in pipeline order.
 pub fn kinds() -> Vec<&'static str> {
     lang::resource_kinds().collect()
