@@ -64,9 +64,10 @@ fn block(r: &mut Rendered, schema: &BlockSchema, val: &Val, path: &[Step], depth
         }
         let at = r.text.len();
         r.text.push_str(&format!("{pad}  {} = ", a.name));
-        expr(&mut r.text, &a.ty, v);
+        let here = with(path, Step::Attr(a.name.to_string()));
+        expr(r, &here, &a.ty, v);
         r.text.push('\n');
-        r.spans.push((at..r.text.len(), with(path, Step::Attr(a.name.to_string()))));
+        r.spans.push((at..r.text.len(), here));
     }
     for n in schema.blocks {
         let b = n.block;
@@ -78,9 +79,9 @@ fn block(r: &mut Rendered, schema: &BlockSchema, val: &Val, path: &[Step], depth
             for (k, item) in entries {
                 let line = r.text.len();
                 r.text.push_str(&format!("{pad}    {} = ", key(k)));
-                expr(&mut r.text, &b.open.unwrap_or(LangTy::Any), item);
-                r.text.push('\n');
                 let p = with(&with(path, Step::Attr(b.kind.to_string())), Step::Key(k.clone()));
+                expr(r, &p, &b.open.unwrap_or(LangTy::Any), item);
+                r.text.push('\n');
                 r.spans.push((line..r.text.len(), p));
             }
             r.text.push_str(&format!("{pad}  }}\n"));
@@ -122,31 +123,39 @@ fn is_traversal(s: &str) -> bool {
         })
 }
 
-/// Writes `v` as an expression of type `ty`: references as traversals, the rest as literals.
-fn expr(out: &mut String, ty: &LangTy, v: &Val) {
+/// Writes `v` (at `path`) as an expression of type `ty`: references as traversals, the rest as
+/// literals; list elements and map entries get spans of their own (`features[0]`,
+/// `params["max_depth"]`).
+fn expr(r: &mut Rendered, path: &[Step], ty: &LangTy, v: &Val) {
     match (ty, v.inner()) {
-        (LangTy::Ref(_) | LangTy::Column, Val::String(s)) if is_traversal(s) => out.push_str(s),
+        (LangTy::Ref(_) | LangTy::Column, Val::String(s)) if is_traversal(s) => r.text.push_str(s),
         (LangTy::List(inner), Val::List(items)) => {
-            out.push('[');
+            r.text.push('[');
             for (i, item) in items.iter().enumerate() {
                 if i > 0 {
-                    out.push_str(", ");
+                    r.text.push_str(", ");
                 }
-                expr(out, inner, item);
+                let at = r.text.len();
+                let p = with(path, Step::Index(i as i64));
+                expr(r, &p, inner, item);
+                r.spans.push((at..r.text.len(), p));
             }
-            out.push(']');
+            r.text.push(']');
         }
         (LangTy::Map(inner), Val::Map(m)) => {
-            out.push('{');
+            r.text.push('{');
             for (i, (k, item)) in m.iter().enumerate() {
-                out.push_str(if i == 0 { " " } else { ", " });
-                out.push_str(&key(k));
-                out.push_str(" = ");
-                expr(out, inner, item);
+                r.text.push_str(if i == 0 { " " } else { ", " });
+                let at = r.text.len();
+                r.text.push_str(&key(k));
+                r.text.push_str(" = ");
+                let p = with(path, Step::Key(k.clone()));
+                expr(r, &p, inner, item);
+                r.spans.push((at..r.text.len(), p));
             }
-            out.push_str(if m.is_empty() { "}" } else { " }" });
+            r.text.push_str(if m.is_empty() { "}" } else { " }" });
         }
-        (_, v) => literal(out, v),
+        (_, v) => literal(&mut r.text, v),
     }
 }
 

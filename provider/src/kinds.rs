@@ -231,18 +231,39 @@ impl Sys {
     fn compile(&self, address: &str, rendered: &Rendered, ctx: &Context) -> Result<Compiled, Vec<Diag>> {
         let disk = self.disk_blocks();
         let planned = ctx.planned.lock().map(|p| p.clone()).unwrap_or_default();
-        let mut blocks: BTreeMap<String, String> = BTreeMap::from([(address.to_string(), rendered.text.clone())]);
-        let mut queue: Vec<String> = hclparse::references(&rendered.text).into_iter().collect();
-        while let Some(dep) = queue.pop() {
-            if blocks.contains_key(&dep) {
-                continue;
+        let find = |a: &str| planned.get(a).cloned().or_else(|| disk.get(a).map(|(_, t)| t.clone()));
+        let close = |queue: &mut Vec<String>, blocks: &mut BTreeMap<String, String>, missing: &mut BTreeSet<String>| {
+            while let Some(dep) = queue.pop() {
+                if blocks.contains_key(&dep) {
+                    continue;
+                }
+                let Some(text) = find(&dep) else {
+                    missing.insert(dep);
+                    continue;
+                };
+                queue.extend(hclparse::references(&text));
+                blocks.insert(dep, text);
             }
-            let Some(text) = planned.get(&dep).cloned().or_else(|| disk.get(&dep).map(|(_, t)| t.clone())) else {
-                // Not known: the compiler reports the reference, with a "did you mean".
-                continue;
-            };
-            queue.extend(hclparse::references(&text));
-            blocks.insert(dep, text);
+        };
+        let mut blocks: BTreeMap<String, String> = BTreeMap::from([(address.to_string(), rendered.text.clone())]);
+        let mut missing = BTreeSet::new();
+        let mut queue: Vec<String> = hclparse::references(&rendered.text).into_iter().collect();
+        close(&mut queue, &mut blocks, &mut missing);
+        let deps: Vec<String> = blocks.keys().filter(|a| *a != address).cloned().collect();
+        // A reference to a block nobody planned or applied fails; the compiler's "did you mean"
+        // needs the blocks of that kind there are, so they are compiled too (their own errors
+        // are not this resource's).
+        let candidates = !missing.is_empty();
+        if candidates {
+            let kinds: BTreeSet<&str> = missing.iter().filter_map(|m| m.split('.').next()).collect();
+            queue.extend(
+                planned
+                    .keys()
+                    .chain(disk.keys())
+                    .filter(|a| a.split('.').next().is_some_and(|k| kinds.contains(k)))
+                    .cloned(),
+            );
+            close(&mut queue, &mut blocks, &mut BTreeSet::new());
         }
         let scratch = scratch_dir("plan")?;
         let own = format!("{address}{}", mlops_compiler::parse::EXTENSION);
@@ -276,18 +297,17 @@ impl Sys {
                     diag.summary = format!("{about}: {}", diag.summary);
                     diag
                 };
-                if d.is_error() {
+                if d.is_error() && (mine || !candidates) {
                     errors.push(diag);
-                } else if mine && d.code != codes::UNMONITORED_ENDPOINT {
+                } else if mine && !d.is_error() && d.code != codes::UNMONITORED_ENDPOINT {
                     // (Whether a monitor watches an endpoint is a question about the whole
                     // system; monitors are planned after the endpoint they watch.)
                     warnings.push(diag);
                 }
             }
             match c.spec {
-                Some(spec) if errors.is_empty() => {
-                    Ok(Compiled { spec, deps: blocks.keys().filter(|a| *a != address).cloned().collect(), warnings })
-                }
+                Some(spec) if errors.is_empty() => Ok(Compiled { spec, deps, warnings }),
+                _ if errors.is_empty() => Err(vec![Diag::error("the configuration does not compile")]),
                 _ => Err(errors),
             }
         })();
@@ -789,7 +809,9 @@ pub fn apply_change(
     if let Err(d) = sys.write(&sys.dir.join("mlops.mlops.hcl"), &sys.settings.mlops_block) {
         errors.push(d);
     }
-    if let Err(d) = sys.write(&sys.own_file(&address), &rendered.text) {
+    // Formatted as `mlops fmt` would (the span map is only needed for compiling).
+    let text = mlops_compiler::format::format_source(&rendered.text).unwrap_or_else(|_| rendered.text.clone());
+    if let Err(d) = sys.write(&sys.own_file(&address), &text) {
         errors.push(d);
     }
     let mut v = planned.clone();
@@ -921,6 +943,138 @@ mod tests {
         assert_eq!(names.len(), 7, "{names:?}");
         assert_eq!(kind_of("mlops_feature_view"), Some("feature_view"));
         assert_eq!(kind_of("mlops_system"), None);
+    }
+
+    /// A Terraform value of `kind` with these attributes set (the rest null, no nested blocks).
+    fn value(kind: &str, set: &[(&str, Val)]) -> Val {
+        let block = tfschema::kind_resource(kind).unwrap();
+        let mut v = Val::Map(block.attrs.iter().map(|a| (a.name.clone(), Val::Null)).collect());
+        for b in &block.blocks {
+            v.set(&b.name, Val::List(Vec::new()));
+        }
+        for (k, x) in set {
+            v.set(k, x.clone());
+        }
+        v
+    }
+
+    fn dynamic(pairs: &[(&str, Val)]) -> Val {
+        let m = Val::object(pairs.iter().cloned());
+        Val::Typed(crate::cty::Ty::infer(&m), Box::new(m))
+    }
+
+    fn settings(dir: &Path) -> Settings {
+        let config = Val::object([("name", Val::str("unit")), ("dir", Val::str(dir.display().to_string()))]);
+        Settings::from_config(&config).unwrap()
+    }
+
+    fn transactions() -> Val {
+        value(
+            "source",
+            &[
+                ("name", Val::str("transactions")),
+                ("format", Val::str("csv")),
+                ("path", Val::str("t.csv")),
+                ("timestamp", Val::str("event_time")),
+                ("schema", dynamic(&[("amount", Val::str("float")), ("event_time", Val::str("timestamp"))])),
+            ],
+        )
+    }
+
+    fn plan_of(kind: &str, v: &Val, settings: &Settings, ctx: &Context) -> Planned {
+        let block = tfschema::kind_resource(kind).unwrap();
+        plan_change(kind, &block, &Val::Null, v, &[], settings, ctx)
+    }
+
+    #[test]
+    fn a_block_compiles_against_what_this_run_planned_and_errors_arrive_at_their_attribute() {
+        let dir = scratch_dir("unit-kinds").unwrap();
+        let settings = settings(&dir);
+        let ctx = Context::default();
+        let source = plan_of("source", &transactions(), &settings, &ctx);
+        assert!(source.diags.iter().all(|d| !d.error), "{:?}", source.diags);
+        assert_eq!(source.value.get("address").as_str(), Some("source.transactions"));
+        assert_eq!(
+            source.value.get("columns").get("amount").as_str(),
+            Some("source.transactions.columns.amount"),
+            "columns are known at plan"
+        );
+        assert!(source.value.get("rows").is_unknown());
+        assert_eq!(source.value.get("last_change").as_str(), Some("create source.transactions: not in state"));
+
+        // The view finds the source planned in this run (nothing is applied yet).
+        let feature = |name: &str, window: &str| {
+            Val::object([
+                ("name", Val::str(name)),
+                ("column", Val::str("amount")),
+                ("aggregate", Val::str("sum")),
+                ("window", Val::str(window)),
+                ("expression", Val::Null),
+                ("description", Val::Null),
+            ])
+        };
+        let view = |window: &str| {
+            value(
+                "feature_view",
+                &[
+                    ("name", Val::str("activity")),
+                    ("source", Val::str("source.transactions")),
+                    ("entities", Val::List(Vec::new())),
+                    ("feature", Val::List(vec![feature("sum_1h", "1h"), feature("sum_24x", window)])),
+                ],
+            )
+        };
+        let ok = plan_of("feature_view", &view("24h"), &settings, &ctx);
+        assert!(ok.diags.iter().all(|d| !d.error), "{:?}", ok.diags);
+        let bad = plan_of("feature_view", &view("24x"), &settings, &ctx);
+        let error = bad.diags.iter().find(|d| d.error).expect("an invalid window fails the plan");
+        assert_eq!(
+            error.path,
+            vec![Step::Attr("feature".into()), Step::Index(1), Step::Attr("window".into())],
+            "{error:?}"
+        );
+
+        // A reference to a block nobody planned or applied: the compiler's error, at its attribute.
+        let orphan = value(
+            "feature_view",
+            &[
+                ("name", Val::str("orphan")),
+                ("source", Val::str("source.transaction")),
+                ("entities", Val::List(Vec::new())),
+                ("feature", Val::List(vec![feature("sum_1h", "1h")])),
+            ],
+        );
+        let unknown = plan_of("feature_view", &orphan, &settings, &ctx);
+        let error = unknown.diags.iter().find(|d| d.error).expect("an unknown reference fails the plan");
+        assert_eq!(error.path, vec![Step::Attr("source".into())], "{error:?}");
+        assert!(error.summary.contains("undeclared source `transaction`"), "{error:?}");
+        assert!(error.detail.contains("did you mean `source.transactions`?"), "candidates are compiled too: {error:?}");
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[test]
+    fn a_bad_parameter_is_reported_at_its_key() {
+        let dir = scratch_dir("unit-kinds").unwrap();
+        let settings = settings(&dir);
+        let ctx = Context::default();
+        plan_of("source", &transactions(), &settings, &ctx);
+        let job = value(
+            "training_job",
+            &[
+                ("name", Val::str("fraud")),
+                ("features", Val::List(Vec::new())),
+                ("label", Val::str("source.transactions.columns.amount")),
+                ("params", dynamic(&[("max_depth", Val::str("deep")), ("eta", Val::num(0.1))])),
+            ],
+        );
+        let planned = plan_of("training_job", &job, &settings, &ctx);
+        let error = planned
+            .diags
+            .iter()
+            .find(|d| d.error && d.summary.contains("max_depth"))
+            .unwrap_or_else(|| panic!("{:?}", planned.diags));
+        assert_eq!(error.path, vec![Step::Attr("params".into()), Step::Key("max_depth".into())], "{error:?}");
+        let _ = std::fs::remove_dir_all(&dir);
     }
 
     #[test]
