@@ -217,7 +217,7 @@ impl ConfigArgs {
             std::env::vars().filter_map(|(k, v)| k.strip_prefix("MLOPS_VAR_").map(|n| (n.to_string(), v))).collect();
         env.sort();
         for (name, raw) in env {
-            vars.insert(name, parse_value(&raw));
+            vars.insert(name, Value::parse_literal(&raw));
         }
         for file in &self.vars.var_files {
             let text = std::fs::read_to_string(file).map_err(|e| format!("cannot read {}: {e}", file.display()))?;
@@ -229,48 +229,10 @@ impl ConfigArgs {
             let (name, raw) = v
                 .split_once('=')
                 .ok_or_else(|| format!("-var {v:?}: expected NAME=VALUE, e.g. -var drift_threshold=0.3"))?;
-            vars.insert(name.trim().to_string(), parse_value(raw));
+            vars.insert(name.trim().to_string(), Value::parse_literal(raw));
         }
         Ok(vars)
     }
-}
-
-/// A `-var` value: an HCL literal (number, bool, list, object, quoted string) if it parses as
-/// one without references, otherwise the raw text as a string.
-fn parse_value(raw: &str) -> Value {
-    if let Ok(json) = serde_json::from_str::<serde_json::Value>(raw) {
-        return Value::from_json(&json);
-    }
-    if let Ok(body) = hcl_edit::parser::parse_body(&format!("v = {raw}\n")) {
-        if let Some(Ok(v)) = body.get_attribute("v").map(|a| literal(&a.value)) {
-            return v;
-        }
-    }
-    Value::String(raw.to_string())
-}
-
-fn literal(expr: &hcl_edit::expr::Expression) -> Result<Value, ()> {
-    use hcl_edit::expr::{Expression, ObjectKey};
-    Ok(match expr {
-        Expression::Null(_) => Value::Null,
-        Expression::Bool(b) => Value::Bool(*b.value()),
-        Expression::Number(n) => Value::Number(n.value().as_f64().ok_or(())?),
-        Expression::String(s) => Value::String(s.value().clone()),
-        Expression::Array(a) => Value::List(a.iter().map(literal).collect::<Result<_, _>>()?),
-        Expression::Object(o) => Value::Object(
-            o.iter()
-                .map(|(k, v)| {
-                    let key = match k {
-                        ObjectKey::Ident(i) => i.as_str().to_string(),
-                        ObjectKey::Expression(Expression::String(s)) => s.value().clone(),
-                        _ => return Err(()),
-                    };
-                    Ok((key, literal(v.expr())?))
-                })
-                .collect::<Result<_, _>>()?,
-        ),
-        _ => return Err(()),
-    })
 }
 
 fn parse_var_file(text: &str) -> Result<Vec<(String, Value)>, String> {
@@ -282,7 +244,7 @@ fn parse_var_file(text: &str) -> Result<Vec<(String, Value)>, String> {
     let body = hcl_edit::parser::parse_body(text).map_err(|e| format!("invalid HCL: {}", e.message()))?;
     body.attributes()
         .map(|a| {
-            literal(&a.value)
+            Value::from_literal_expr(&a.value)
                 .map(|v| (a.key.as_str().to_string(), v))
                 .map_err(|_| format!("`{}` must be a literal value (no references or functions)", a.key.as_str()))
         })

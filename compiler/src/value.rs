@@ -103,6 +103,48 @@ pub enum Value {
 }
 
 impl Value {
+    /// A value given on a command line (`--var name=VALUE`) or by a Terraform variable map: an
+    /// HCL or JSON literal (number, bool, list, object, quoted string) if it parses as one
+    /// without references, otherwise the raw text as a string.
+    pub fn parse_literal(raw: &str) -> Value {
+        if let Ok(json) = serde_json::from_str::<serde_json::Value>(raw) {
+            return Value::from_json(&json);
+        }
+        if let Ok(body) = hcl_edit::parser::parse_body(&format!("v = {raw}\n")) {
+            if let Some(Ok(v)) = body.get_attribute("v").map(|a| Value::from_literal_expr(&a.value)) {
+                return v;
+            }
+        }
+        Value::String(raw.to_string())
+    }
+
+    /// The value of an HCL expression that is a literal (no references, functions or
+    /// operators); `Err` otherwise.
+    #[allow(clippy::result_unit_err)]
+    pub fn from_literal_expr(expr: &hcl_edit::expr::Expression) -> Result<Value, ()> {
+        use hcl_edit::expr::{Expression, ObjectKey};
+        Ok(match expr {
+            Expression::Null(_) => Value::Null,
+            Expression::Bool(b) => Value::Bool(*b.value()),
+            Expression::Number(n) => Value::Number(n.value().as_f64().ok_or(())?),
+            Expression::String(s) => Value::String(s.value().clone()),
+            Expression::Array(a) => Value::List(a.iter().map(Value::from_literal_expr).collect::<Result<_, _>>()?),
+            Expression::Object(o) => Value::Object(
+                o.iter()
+                    .map(|(k, v)| {
+                        let key = match k {
+                            ObjectKey::Ident(i) => i.as_str().to_string(),
+                            ObjectKey::Expression(Expression::String(s)) => s.value().clone(),
+                            _ => return Err(()),
+                        };
+                        Ok((key, Value::from_literal_expr(v.expr())?))
+                    })
+                    .collect::<Result<_, _>>()?,
+            ),
+            _ => return Err(()),
+        })
+    }
+
     /// The type name used in messages.
     pub fn type_name(&self) -> &'static str {
         match self {
