@@ -13,9 +13,18 @@ use std::process::Output;
 const JOB: &str = "module.fraud.training_job.model";
 const VIEW: &str = "feature_view.account_activity";
 const ENDPOINT: &str = "module.fraud.endpoint.api";
-const APPLIED: [&str; 6] = ["entity.account", VIEW, ENDPOINT, JOB, "source.chargebacks", "source.transactions"];
-/// What the local target cannot run yet (monitoring): planned, never applied.
-const NOT_YET: &str = "Plan: 2 to create, 0 to update, 0 to replace, 0 to destroy.";
+const APPLIED: [&str; 8] = [
+    "entity.account",
+    VIEW,
+    ENDPOINT,
+    JOB,
+    "monitor.fraud_health",
+    "retrain_policy.fraud_auto",
+    "source.chargebacks",
+    "source.transactions",
+];
+/// A converged plan has no summary line.
+const CONVERGED: &str = "(no summary)";
 
 #[track_caller]
 fn run(dir: &Path, args: &[&str]) -> Output {
@@ -72,9 +81,10 @@ fn apply_runs_the_fraud_example_end_to_end_and_converges() {
     assert!(text.contains("source.transactions: Creation complete after"), "{text}");
     assert!(text.contains("rows=19904"), "{text}");
     assert!(text.contains(&format!("{JOB}: Creation complete after")), "{text}");
-    assert!(text.contains("Apply complete! Resources: 6 created, 0 updated, 0 replaced, 0 destroyed"), "{text}");
+    assert!(text.contains("Apply complete! Resources: 8 created, 0 updated, 0 replaced, 0 destroyed"), "{text}");
     assert!(text.contains(&format!("{ENDPOINT}: Creation complete after")), "{text}");
-    assert!(text.contains("monitor.fraud_health: not applied"), "{text}");
+    assert!(text.contains("monitor.fraud_health: Creation complete"), "{text}");
+    assert!(text.contains("retrain_policy.fraud_auto: Creation complete"), "{text}");
 
     let listed = ok(&dir, &["state", "list"]);
     assert_eq!(listed.lines().collect::<Vec<_>>(), APPLIED);
@@ -86,10 +96,10 @@ fn apply_runs_the_fraud_example_end_to_end_and_converges() {
     assert!(produced(&dir, VIEW)["watermark"].as_str().unwrap().starts_with("2026-03-01T"), "{}", produced(&dir, VIEW));
     assert!(ok(&dir, &["models"]).contains("production"));
 
-    // Nothing left to do but what the target cannot run; a second apply changes nothing.
+    // Nothing left to do; a second apply changes nothing.
     let out = run(&dir, &["plan", "--detailed-exitcode"]);
-    assert_eq!(out.status.code(), Some(2));
-    assert!(stdout(&out).contains(NOT_YET), "{}", stdout(&out));
+    assert_eq!(out.status.code(), Some(0), "{}", stdout(&out));
+    assert!(stdout(&out).contains("No changes."), "{}", stdout(&out));
     let serial = state(&dir)["serial"].clone();
     let again = ok(&dir, &["apply", "--auto-approve"]);
     assert!(!again.contains("Creating...") && !again.contains("Replacing..."), "{again}");
@@ -139,7 +149,7 @@ fn a_param_change_retrains_and_a_failed_gate_keeps_production() {
     edit(&dir, "model.mlops.hcl", "min_auc   = 0.9999", "min_auc   = 0.8");
     let text = ok(&dir, &["apply", "--auto-approve"]);
     assert!(text.contains(&format!("{JOB}: Modifications complete")) && text.contains("version=2"), "{text}");
-    assert_eq!(plan_summary(&dir), NOT_YET);
+    assert_eq!(plan_summary(&dir), CONVERGED);
 }
 
 #[test]
@@ -171,7 +181,7 @@ fn refresh_finds_a_lost_model_and_new_data() {
     assert!(state(&dir)["resources"][JOB].get("drifted").is_none());
     // Training is deterministic: the lost model is rebuilt byte for byte.
     assert_eq!(meta(&dir, 2)["model_sha256"], v1["model_sha256"]);
-    assert_eq!(plan_summary(&dir), NOT_YET);
+    assert_eq!(plan_summary(&dir), CONVERGED);
 
     // New rows in a source: the view is rematerialised, the model is not retrained.
     let csv = dir.join("data/transactions.csv");
@@ -188,7 +198,7 @@ fn refresh_finds_a_lost_model_and_new_data() {
     assert!(text.contains("rows=19905"), "{text}");
     assert!(produced(&dir, VIEW)["watermark"].as_str().unwrap().starts_with("2026-03-02T08:00:00"), "{text}");
     assert_eq!(produced(&dir, JOB)["version"], 2);
-    assert_eq!(plan_summary(&dir), NOT_YET);
+    assert_eq!(plan_summary(&dir), CONVERGED);
 }
 
 #[test]
@@ -200,7 +210,7 @@ fn saved_plans_are_applied_as_reviewed_or_refused_when_stale() {
     ok(&dir, &["plan", "--out", saved]);
     // No prompt: the saved plan is what was reviewed.
     let text = ok(&dir, &["apply", saved]);
-    assert!(text.contains("Apply complete! Resources: 6 created"), "{text}");
+    assert!(text.contains("Apply complete! Resources: 8 created"), "{text}");
 
     // The configuration moved since the plan was saved.
     let second = tree.path().join("second.plan.json");
@@ -263,8 +273,8 @@ fn a_failing_source_stops_its_dependents_and_the_next_apply_converges() {
 
     std::fs::write(&csv, good).unwrap();
     let text = ok(&dir, &["apply", "--auto-approve"]);
-    assert!(text.contains("Resources: 4 created"), "{text}");
-    assert_eq!(plan_summary(&dir), NOT_YET);
+    assert!(text.contains("Resources: 6 created"), "{text}");
+    assert_eq!(plan_summary(&dir), CONVERGED);
 }
 
 #[test]
@@ -278,9 +288,9 @@ fn destroy_removes_what_apply_made_but_never_the_users_data() {
     assert!(offline.is_dir());
 
     let plan = ok(&dir, &["plan", "--destroy"]);
-    assert!(plan.contains("Plan: 0 to create, 0 to update, 0 to replace, 6 to destroy."), "{plan}");
+    assert!(plan.contains("Plan: 0 to create, 0 to update, 0 to replace, 8 to destroy."), "{plan}");
     let text = ok(&dir, &["destroy", "--auto-approve"]);
-    assert!(text.contains("Resources: 0 created, 0 updated, 0 replaced, 6 destroyed"), "{text}");
+    assert!(text.contains("Resources: 0 created, 0 updated, 0 replaced, 8 destroyed"), "{text}");
     // Dependents go first.
     let order: Vec<&str> = text.lines().filter_map(|l| l.strip_suffix(": Destroying...")).collect();
     let pos = |a: &str| order.iter().position(|o| *o == a).unwrap();
@@ -302,12 +312,12 @@ fn state_rm_forgets_a_resource_without_touching_it() {
     ok(&dir, &["apply", "--auto-approve"]);
     let (_, err) = fails(&dir, &["state", "rm", "source.transaction"]);
     assert!(err.contains("`source.transaction` is not in the state (did you mean `source.transactions`?)"), "{err}");
-    assert_eq!(ok(&dir, &["state", "list"]).lines().count(), 6, "a refused rm removes nothing");
+    assert_eq!(ok(&dir, &["state", "list"]).lines().count(), 8, "a refused rm removes nothing");
 
     let text = ok(&dir, &["state", "rm", "source.chargebacks", "entity.account"]);
     assert!(text.contains("Removed source.chargebacks from the state"), "{text}");
-    assert_eq!(ok(&dir, &["state", "list"]).lines().count(), 4);
-    assert!(plan_summary(&dir).starts_with("Plan: 4 to create"), "{}", plan_summary(&dir));
+    assert_eq!(ok(&dir, &["state", "list"]).lines().count(), 6);
+    assert!(plan_summary(&dir).starts_with("Plan: 2 to create"), "{}", plan_summary(&dir));
     // Adopting them again is an apply away; the view and model are untouched.
     let text = ok(&dir, &["apply", "--auto-approve"]);
     assert!(text.contains("Resources: 2 created, 0 updated, 0 replaced"), "{text}");
@@ -349,5 +359,5 @@ fn an_interrupt_finishes_what_is_running_records_it_and_releases_the_lock() {
     let listed = ok(&dir, &["state", "list"]);
     assert!(listed.contains(VIEW) && !listed.contains(JOB), "{listed}");
     let text = ok(&dir, &["apply", "--auto-approve"]);
-    assert!(text.contains("Resources: 2 created"), "{text}");
+    assert!(text.contains("Resources: 4 created"), "{text}");
 }

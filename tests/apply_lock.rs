@@ -23,8 +23,10 @@ use pg_server::TestPostgres;
 
 /// The environment variable the postgres configuration names in `conn_str_env`.
 const CONN_ENV: &str = "MLOPS_LOCK_TEST_PG";
-/// What stays planned after an apply: the local target runs no monitor or retrain policy.
-const REMAINING: &str = "Plan: 2 to create, 0 to update, 0 to replace, 0 to destroy.";
+/// The holder's change over the converged state: a looser drift threshold (the monitor).
+const CHANGE: &str = "drift_threshold=0.3";
+/// Its plan.
+const REMAINING: &str = "Plan: 0 to create, 1 to update, 0 to replace, 0 to destroy.";
 const PROMPT: &str = "Enter a value:";
 const PATIENCE: Duration = Duration::from_secs(120);
 /// A command that fails on the lock must do so well within this (it never waits on a holder).
@@ -82,7 +84,7 @@ impl Fixture {
     /// the lock until it is answered.
     fn holder(&self) -> Running {
         let mut cmd = common::mlops_process();
-        cmd.envs(self.env()).arg("apply").arg(&self.dir);
+        cmd.envs(self.env()).arg("apply").arg(&self.dir).args(["--var", CHANGE]);
         let run = Running::spawn(&mut cmd);
         let prompted = run.wait_for(PATIENCE, |out| out.contains(PROMPT));
         assert!(prompted, "apply never asked for confirmation\n{}\n{}", run.stdout(), run.stderr());
@@ -187,12 +189,12 @@ fn second_apply_fails_at_once(f: &Fixture) {
     }
 
     // Plan takes no lock: it reads the state the holder has not changed.
-    let out = f.run(&["plan", "--detailed-exitcode"]);
+    let out = f.run(&["plan", "--detailed-exitcode", "--var", CHANGE]);
     assert_eq!(out.status.code(), Some(2), "plan while locked:\n{}{}", stdout(&out), stderr(&out));
     assert!(stdout(&out).contains(REMAINING), "{}", stdout(&out));
     let out = f.run(&["state", "list"]);
     assert_eq!(out.status.code(), Some(0), "state list while locked:\n{}", stderr(&out));
-    assert_eq!(stdout(&out).lines().count(), 6, "{}", stdout(&out));
+    assert_eq!(stdout(&out).lines().count(), 8, "{}", stdout(&out));
     assert_eq!(f.serial(), Some(serial), "the state changed under the lock");
     assert_eq!(f.lock_record().as_ref(), Some(&info), "the lock changed hands");
 

@@ -249,6 +249,32 @@ fn drift_triggers_a_retrain_that_rolls_out_and_is_promoted() {
     assert_eq!(gate["details"]["candidate"]["version"], 2, "{gate}");
     assert!(gate["details"]["comparison"]["rows"].as_u64().unwrap() > 1000, "{gate}");
     assert!(wait_until(10, || traffic.last_version.load(Ordering::Relaxed) == 2));
+    // The loop's decisions and the monitor's values are metrics too.
+    let out = std::process::Command::new("curl")
+        .arg("-s")
+        .arg(format!("http://{}/metrics", fraud_address(&tree)))
+        .output()
+        .unwrap();
+    let metrics = String::from_utf8(out.stdout).unwrap();
+    for series in [
+        r#"mlops_loop_events_total{kind="breach",subject="monitor.fraud_health"}"#,
+        r#"mlops_loop_events_total{kind="promoted",subject="retrain_policy.fraud_auto"} 1"#,
+        r#"mlops_monitor_value{monitor="monitor.fraud_health",check="drift",name="psi(amount)"}"#,
+        r#"mlops_monitor_breached{monitor="monitor.fraud_health"}"#,
+    ] {
+        assert!(metrics.contains(series), "{series} not in\n{metrics}");
+    }
+    // The report people look at: the shifted window against the training reference.
+    let page = tree.path().join("report.html");
+    let wrote =
+        ok(&dir, &["drift", "report", "monitor.fraud_health", "--out", page.to_str().unwrap(), "--window", "20s"]);
+    assert!(wrote.contains("breached"), "{wrote}");
+    let html = std::fs::read_to_string(&page).unwrap();
+    assert_eq!(html.matches("<svg").count(), 3, "one plot per drift feature");
+    assert!(html.contains("BREACHED") && html.contains("psi") && html.contains("amount_sum_24h"));
+    let out = mlops().args(["drift", "report", "monitor.nope", "--out", "x.html"]).arg(&dir).output().unwrap();
+    assert!(!out.status.success());
+    assert!(stderr(&out).contains("`monitor.nope` is not a monitor of this configuration"), "{}", stderr(&out));
     let (answered, failed) = traffic.finish();
     assert!(answered > 100, "{answered}");
     assert_eq!(failed, 0);
@@ -288,6 +314,12 @@ fn a_retrain_that_does_not_beat_production_is_not_promoted() {
     assert!(!kinds(&all).iter().any(|k| k == "rollout_started" || k == "promoted"), "{all:#?}");
     // Breaches keep coming; the cooldown and the budget say why nothing retrains again at once.
     assert!(wait_until(30, || kinds(&events(&dir)).iter().any(|k| k == "retrain_skipped")), "{:#?}", events(&dir));
+    // plan sees the data: the monitor's values and what the policy would do about them now.
+    let plan = ok(&dir, &["plan"]);
+    assert!(plan.contains("Monitors now (the running agent's last windows):"), "{plan}");
+    assert!(plan.contains("monitor.fraud_health: psi(amount_sum_24h)="), "{plan}");
+    assert!(plan.contains("→ retrain_policy.fraud_auto: would"), "{plan}");
+    assert!(plan.contains("psi(amount) ") && plan.contains(" > 0.2 over "), "{plan}");
     let (answered, failed) = traffic.finish();
     assert!(answered > 0 && failed == 0);
     assert_eq!(traffic_version(&tree), 1);
@@ -306,4 +338,24 @@ fn traffic_version(tree: &TempDir) -> u64 {
         .unwrap();
     let v: Value = serde_json::from_slice(&out.stdout).unwrap();
     v["model_version"].as_u64().unwrap()
+}
+
+#[test]
+fn enough_new_rows_trigger_a_retrain_without_any_traffic() {
+    let tree = fraud_tree("loop-new-data");
+    let dir = fraud_dir(&tree);
+    fast_loop(&tree, "0.5");
+    let model = dir.join("model.mlops.hcl");
+    edit(&model, "  budget {", "  new_data {\n    source = source.transactions\n    rows   = 1000\n  }\n\n  budget {");
+    ok(&dir, &["apply", "--auto-approve"]);
+    // Nothing arrives: no trigger, however long.
+    std::thread::sleep(Duration::from_secs(4));
+    assert!(!kinds(&events(&dir)).iter().any(|k| k == "retrain_started"), "{:#?}", events(&dir));
+    append_shifted_data(&dir);
+    let started = wait_until(60, || kinds(&events(&dir)).iter().any(|k| k == "retrain_started"));
+    let all = events(&dir);
+    assert!(started, "{all:#?}");
+    let start = all.iter().find(|e| e["kind"] == "retrain_started").unwrap();
+    assert!(start["message"].as_str().unwrap().contains("5000 new rows"), "{start}");
+    assert_eq!(start["details"]["trigger"]["trigger"], "new_data", "{start}");
 }

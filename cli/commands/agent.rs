@@ -132,6 +132,53 @@ fn print_monitor(m: &MonitorStatus) {
     }
 }
 
+/// What the running monitors see now and what their policies would do about it, for `plan`
+/// ("retrain `module.fraud.job`: psi(amount) 0.31 > 0.2 over 1204 values"); `None` without an
+/// agent or monitors.
+pub(super) fn observations(data_dir: &std::path::Path, markdown: bool) -> Option<String> {
+    let status = Agent::find(data_dir)?.status().ok()?;
+    if status.monitors.is_empty() {
+        return None;
+    }
+    let mut out = String::new();
+    out.push_str(if markdown {
+        "\n#### Monitors now\n\n"
+    } else {
+        "\nMonitors now (the running agent's last windows):\n"
+    });
+    for m in &status.monitors {
+        let bullet = if markdown { "- " } else { "  " };
+        let Some(r) = &m.last else {
+            out.push_str(&format!("{bullet}{}: first window not over yet\n", m.address));
+            continue;
+        };
+        let breaches = r.breaches();
+        let values: Vec<String> = r
+            .checks
+            .iter()
+            .filter(|c| c.value.is_some())
+            .map(|c| format!("{}({})={:.4} ({})", c.method, c.name, c.value.unwrap_or_default(), c.threshold))
+            .collect();
+        out.push_str(&format!(
+            "{bullet}{}: {}\n",
+            m.address,
+            if values.is_empty() { "no values yet".to_string() } else { values.join(", ") }
+        ));
+        if breaches.is_empty() {
+            continue;
+        }
+        let why: Vec<&str> = breaches.iter().map(|c| c.message.as_str()).collect();
+        for p in status.policies.iter().filter(|p| p.on.contains(&m.address)) {
+            let line = match &p.would_skip {
+                None => format!("would retrain `{}`: {}", p.job, why.join("; ")),
+                Some(skip) => format!("would not retrain `{}` ({skip}) despite: {}", p.job, why.join("; ")),
+            };
+            out.push_str(&format!("{bullet}  → {}: {line}\n", p.address));
+        }
+    }
+    Some(out)
+}
+
 impl Status {
     pub fn run(self) -> Result<ExitCode, String> {
         let Some((data_dir, _)) = local(&self.config)? else { return Ok(ExitCode::from(1)) };

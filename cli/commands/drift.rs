@@ -24,6 +24,8 @@ pub struct DriftCmd {
 enum DriftSub {
     /// Compare two CSV or Parquet files column by column (exit 0: no drift, 2: drift, 1: error).
     Compare(Compare),
+    /// Write a monitor's judgement of its latest window as an HTML page with distribution plots.
+    Report(super::drift_report::Report),
 }
 
 /// `mlops drift compare`.
@@ -77,6 +79,7 @@ impl DriftCmd {
     pub fn run(self) -> Result<ExitCode, String> {
         match self.command {
             DriftSub::Compare(c) => c.run(),
+            DriftSub::Report(r) => r.run(),
         }
     }
 }

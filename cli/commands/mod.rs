@@ -6,6 +6,7 @@ mod apply;
 mod compile;
 mod diff;
 mod drift;
+mod drift_report;
 mod events;
 mod fmt;
 mod graph;

@@ -3,8 +3,10 @@
 
 use super::{write_atomic, ConfigArgs};
 use clap::{Args, ValueEnum};
+use mlops_compiler::model::Target;
 use mlops_compiler::plan::{plan, plan_destroy, render_markdown, render_text, Plan};
 use mlops_runtime::state;
+use mlops_runtime::workspace::Workspace;
 use mlops_runtime::{apply, targets};
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -100,6 +102,14 @@ impl PlanCmd {
         let p = if self.destroy { plan_destroy(&spec, current.as_ref()) } else { plan(&spec, current.as_ref()) };
         let format = if self.json { PlanFormat::Json } else { self.format };
         print!("{}", render(&p, format)?);
+        if format != PlanFormat::Json {
+            if let Target::Local { .. } = &spec.system.target {
+                let data_dir = Workspace::new(&self.config.dir, &spec).data_dir;
+                if let Some(text) = super::agent::observations(&data_dir, format == PlanFormat::Markdown) {
+                    print!("{text}");
+                }
+            }
+        }
         if let Some(out) = &self.out {
             write_atomic(out, &p.to_json().map_err(|e| e.to_string())?)?;
             let dir = if self.config.dir == std::path::Path::new(".") {

@@ -224,51 +224,64 @@ fn drift_statistics_equal_scipy_on_the_same_data() {
     let mut paths = [0usize; 2];
     for c in &cases {
         let r = &sp["cases"][c.name];
-        let (reference, current) = match &c.data {
-            Data::Numeric(a, b) => (
-                FeatureData::Numeric(NumericSample::new(a.clone())),
-                FeatureData::Numeric(NumericSample::new(b.clone())),
-            ),
-            Data::Categorical(a, b) => (
+        // Numeric samples both sorted up front (a stored reference) and left in their order (a
+        // window compared once): the two paths must give the same numbers.
+        let sides: Vec<(&str, FeatureData, FeatureData)> = match &c.data {
+            Data::Numeric(a, b) => vec![
+                (
+                    "sorted",
+                    FeatureData::Numeric(NumericSample::new(a.clone())),
+                    FeatureData::Numeric(NumericSample::new(b.clone())),
+                ),
+                (
+                    "unsorted",
+                    FeatureData::Numeric(NumericSample::unsorted(a.clone())),
+                    FeatureData::Numeric(NumericSample::unsorted(b.clone())),
+                ),
+            ],
+            Data::Categorical(a, b) => vec![(
+                "counts",
                 FeatureData::Categorical(CategoryCounts::from_values(a.iter().map(|s| Some(s.as_str())))),
                 FeatureData::Categorical(CategoryCounts::from_values(b.iter().map(|s| Some(s.as_str())))),
-            ),
+            )],
         };
-        let measure = |m: Method| m.statistic(BINS).measure(&reference, &current).unwrap();
-        let name = c.name;
-        match &c.data {
-            Data::Numeric(..) => {
-                let ks = measure(Method::Ks);
-                assert_close(&format!("{name}: KS D"), ks.statistic, f(r, "/ks/statistic"));
-                assert_p_close(&format!("{name}: KS p-value"), ks.p_value.unwrap(), f(r, "/ks/p_value"));
-                let exact = ks.details.exact.unwrap();
-                paths[usize::from(exact)] += 1;
-                if let Some(want) = c.ks_exact {
-                    assert_eq!(exact, want, "{name}: KS path");
+        for (how, reference, current) in &sides {
+            let measure = |m: Method| m.statistic(BINS).measure(reference, current).unwrap();
+            let name = format!("{} ({how})", c.name);
+            match &c.data {
+                Data::Numeric(..) => {
+                    let ks = measure(Method::Ks);
+                    assert_close(&format!("{name}: KS D"), ks.statistic, f(r, "/ks/statistic"));
+                    assert_p_close(&format!("{name}: KS p-value"), ks.p_value.unwrap(), f(r, "/ks/p_value"));
+                    let exact = ks.details.exact.unwrap();
+                    paths[usize::from(exact)] += 1;
+                    if let Some(want) = c.ks_exact {
+                        assert_eq!(exact, want, "{name}: KS path");
+                    }
+                    let w = measure(Method::Wasserstein);
+                    assert_close(
+                        &format!("{name}: Wasserstein"),
+                        w.details.raw_distance.unwrap(),
+                        f(r, "/wasserstein/raw"),
+                    );
+                    assert_close(
+                        &format!("{name}: reference std"),
+                        w.details.reference_std.unwrap(),
+                        f(r, "/wasserstein/std"),
+                    );
+                    assert_close(&format!("{name}: Wasserstein / std"), w.statistic, f(r, "/wasserstein/statistic"));
+                    let psi = measure(Method::Psi);
+                    assert_eq!(psi.details.bins.unwrap() as f64, f(r, "/bins"), "{name}: number of bins");
+                    assert_close(&format!("{name}: PSI"), psi.statistic, f(r, "/psi"));
+                    assert_close(&format!("{name}: JS"), measure(Method::Js).statistic, f(r, "/js"));
                 }
-                let w = measure(Method::Wasserstein);
-                assert_close(
-                    &format!("{name}: Wasserstein"),
-                    w.details.raw_distance.unwrap(),
-                    f(r, "/wasserstein/raw"),
-                );
-                assert_close(
-                    &format!("{name}: reference std"),
-                    w.details.reference_std.unwrap(),
-                    f(r, "/wasserstein/std"),
-                );
-                assert_close(&format!("{name}: Wasserstein / std"), w.statistic, f(r, "/wasserstein/statistic"));
-                let psi = measure(Method::Psi);
-                assert_eq!(psi.details.bins.unwrap() as f64, f(r, "/bins"), "{name}: number of bins");
-                assert_close(&format!("{name}: PSI"), psi.statistic, f(r, "/psi"));
-                assert_close(&format!("{name}: JS"), measure(Method::Js).statistic, f(r, "/js"));
-            }
-            Data::Categorical(..) => {
-                let chi = measure(Method::Chi2);
-                assert_close(&format!("{name}: chi2"), chi.statistic, f(r, "/chi2/statistic"));
-                assert_p_close(&format!("{name}: chi2 p-value"), chi.p_value.unwrap(), f(r, "/chi2/p_value"));
-                assert_eq!(chi.details.dof.unwrap() as f64, f(r, "/chi2/dof"), "{name}: dof");
-                assert_close(&format!("{name}: JS"), measure(Method::Js).statistic, f(r, "/js"));
+                Data::Categorical(..) => {
+                    let chi = measure(Method::Chi2);
+                    assert_close(&format!("{name}: chi2"), chi.statistic, f(r, "/chi2/statistic"));
+                    assert_p_close(&format!("{name}: chi2 p-value"), chi.p_value.unwrap(), f(r, "/chi2/p_value"));
+                    assert_eq!(chi.details.dof.unwrap() as f64, f(r, "/chi2/dof"), "{name}: dof");
+                    assert_close(&format!("{name}: JS"), measure(Method::Js).statistic, f(r, "/js"));
+                }
             }
         }
     }

@@ -435,7 +435,7 @@ fn prepare(values: Values, csv: bool) -> Prepared {
         Values::Numbers(v, nulls) => {
             let integral = v.iter().all(|x| x.fract() == 0.0);
             Prepared {
-                data: FeatureData::Numeric(NumericSample::new(v).with_missing(nulls)),
+                data: FeatureData::Numeric(NumericSample::unsorted(v).with_missing(nulls)),
                 first_text: None,
                 integral,
             }
@@ -468,7 +468,7 @@ fn prepare(values: Values, csv: bool) -> Prepared {
                 }
                 if first_text.is_none() {
                     let integral = numbers.iter().all(|x| !x.is_finite() || x.fract() == 0.0);
-                    let data = FeatureData::Numeric(NumericSample::new(numbers).with_missing(nulls));
+                    let data = FeatureData::Numeric(NumericSample::unsorted(numbers).with_missing(nulls));
                     return Prepared { data, first_text: None, integral };
                 }
                 let data = FeatureData::Categorical(CategoryCounts::from_values(texts()));
@@ -485,7 +485,7 @@ fn as_categories(data: &FeatureData) -> FeatureData {
     match data {
         FeatureData::Numeric(s) => {
             let mut c = CategoryCounts::default();
-            let values = s.values();
+            let values = s.sorted_values();
             let mut i = 0;
             while i < values.len() {
                 let j = values.partition_point(|v| *v <= values[i]);

@@ -11,4 +11,5 @@ pub mod drift;
 pub mod evaluate;
 pub mod feedback;
 pub mod reference;
+pub mod report;
 pub mod window;

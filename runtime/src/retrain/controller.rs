@@ -52,6 +52,32 @@ pub struct MonitorRequest {
     pub root: PathBuf,
 }
 
+impl MonitorRequest {
+    /// The request for the monitor at `address` of `spec` (`root`: the configuration directory).
+    pub fn from_spec(spec: &SystemSpec, address: &str, root: &Path) -> Result<MonitorRequest, String> {
+        let find = |a: &str| spec.resources.iter().find(|r| r.address == a).map(|r| &r.config);
+        let Some(mlops_compiler::model::Config::Monitor(monitor)) = find(address) else {
+            return Err(format!("`{address}` is not a monitor of this configuration"));
+        };
+        let job = match find(&monitor.endpoint) {
+            Some(mlops_compiler::model::Config::Endpoint(e)) => e.model.clone(),
+            _ => return Err(format!("{} is not an endpoint of this configuration", monitor.endpoint)),
+        };
+        let feedback = monitor.performance.as_ref().and_then(|p| match find(&p.feedback) {
+            Some(mlops_compiler::model::Config::Source(s)) => Some((p.feedback.clone(), s.clone())),
+            _ => None,
+        });
+        Ok(MonitorRequest {
+            address: address.to_string(),
+            monitor: monitor.clone(),
+            endpoint: crate::serve::control::endpoint_name(&monitor.endpoint),
+            job,
+            feedback,
+            root: root.canonicalize().unwrap_or_else(|_| root.to_path_buf()),
+        })
+    }
+}
+
 /// A retrain policy as `apply` deploys it.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct PolicyRequest {
@@ -110,6 +136,10 @@ struct ManagedPolicy {
     pending: Option<Pending>,
     /// The last thing the policy did, in words.
     last: Option<String>,
+    /// The `new_data` source's row count, with the fingerprint it was counted at (counted
+    /// again only when the fingerprint moves).
+    #[serde(default)]
+    rows_seen: Option<(String, u64)>,
 }
 
 #[derive(Debug, Default, Serialize, Deserialize)]
@@ -146,6 +176,12 @@ pub struct PolicyStatus {
     pub rolling_out: Option<u32>,
     /// The last thing it did.
     pub last: Option<String>,
+    /// The monitors whose breaches trigger it.
+    #[serde(default)]
+    pub on: Vec<String>,
+    /// What its guardrails would say to a trigger now: `None` retrains, else why not.
+    #[serde(default)]
+    pub would_skip: Option<String>,
 }
 
 /// The controller of one data directory.
@@ -154,6 +190,7 @@ pub struct Controller {
     events: Arc<EventLog>,
     state: Arc<Mutex<State>>,
     train: TrainOptions,
+    metrics: Option<Arc<crate::serve::Metrics>>,
 }
 
 impl std::fmt::Debug for Controller {
@@ -173,7 +210,7 @@ fn state_file(data_dir: &Path) -> PathBuf {
 impl Controller {
     /// The controller of `data_dir`, restoring its persisted state (a retrain marked running
     /// died with the previous process: it is recorded as failed).
-    pub fn open(data_dir: &Path) -> Controller {
+    pub fn open(data_dir: &Path, metrics: Option<Arc<crate::serve::Metrics>>) -> Controller {
         let events = Arc::new(EventLog::open(data_dir));
         let mut state: State =
             std::fs::read(state_file(data_dir)).ok().and_then(|b| serde_json::from_slice(&b).ok()).unwrap_or_default();
@@ -190,7 +227,7 @@ impl Controller {
             }
         }
         let train = TrainOptions { progress: false, ..TrainOptions::default() };
-        Controller { data_dir: data_dir.to_path_buf(), events, state: Arc::new(Mutex::new(state)), train }
+        Controller { data_dir: data_dir.to_path_buf(), events, state: Arc::new(Mutex::new(state)), train, metrics }
     }
 
     /// The event log.
@@ -237,6 +274,7 @@ impl Controller {
             history: History::default(),
             pending: None,
             last: None,
+            rows_seen: None,
         });
         p.request = request;
         Self::persist(&self.data_dir, &s);
@@ -279,12 +317,21 @@ impl Controller {
                 running: p.history.running,
                 rolling_out: p.pending.as_ref().map(|x| x.candidate),
                 last: p.last.clone(),
+                on: p.request.policy.on.clone(),
+                would_skip: match (&p.pending, policy::decide(&p.request.policy, &p.history, now_ms())) {
+                    (Some(x), _) => Some(format!("version {} is still rolling out", x.candidate)),
+                    (None, Decision::Skip(why)) => Some(why),
+                    (None, Decision::Retrain) => None,
+                },
             })
             .collect();
         (monitors, policies)
     }
 
     fn emit(&self, e: Event) {
+        if let Some(m) = &self.metrics {
+            m.record_event(e.kind.as_str(), &e.subject);
+        }
         if let Err(err) = self.events.append(&e) {
             tracing::error!(error = %err, "cannot write an event");
         }
@@ -319,6 +366,9 @@ impl Controller {
                 let shown: Vec<String> = report.checks.iter().map(|c| c.message.clone()).collect();
                 (EventKind::MonitorOk, shown.join("; "))
             };
+            if let Some(m) = &self.metrics {
+                m.record_monitor(&report);
+            }
             let details = serde_json::to_value(&report).unwrap_or_default();
             self.emit(event(kind, &request.address, message, details));
             let mut s = self.lock();
@@ -335,40 +385,7 @@ impl Controller {
     }
 
     fn judge(&self, r: &MonitorRequest, now: u64) -> MonitorReport {
-        let to_us = now as i64 * 1000;
-        let from_us = to_us - r.monitor.window.as_millis() as i64 * 1000;
-        let window =
-            Window::read(&self.data_dir.join("predictions"), &r.endpoint, from_us, to_us).unwrap_or_else(|e| {
-                tracing::error!(error = %e, "cannot read the prediction log");
-                Window { from_us, to_us, ..Window::default() }
-            });
-        let version = window.versions().into_iter().max_by_key(|(v, n)| (*n, *v)).map(|(v, _)| v);
-        let reference = version.and_then(|v| {
-            let registry = Registry::open(self.data_dir.join("registry")).ok()?;
-            let meta = registry.get(&r.job, v).ok()?;
-            Reference::load(meta.model_path.parent()?).ok()
-        });
-        let mut labels = FeedbackStore::open(&self.data_dir).read(&r.endpoint).unwrap_or_default();
-        if let (Some((address, source)), Some(p)) = (&r.feedback, &r.monitor.performance) {
-            match evaluate::source_labels(source, address, &r.root, &p.id_column, &p.label_column) {
-                Ok(from_source) => labels.extend(from_source),
-                Err(e) => tracing::warn!(error = %e, "cannot read the feedback source"),
-            }
-        }
-        let mut report = evaluate::evaluate(&r.address, &r.monitor, &window, version, reference.as_ref(), &labels);
-        for check in &r.monitor.prometheus {
-            let value = block_on(async {
-                let client = reqwest::Client::new();
-                match (&check.url, &check.scrape) {
-                    (_, Some(page)) => external::scrape(&client, page, &check.query).await,
-                    (Some(url), None) => external::prometheus(&client, url, &check.query).await,
-                    (None, None) => Err("neither `url` nor `scrape` is set".into()),
-                }
-            })
-            .and_then(|r| r);
-            report.checks.push(evaluate::prometheus_check(check, value));
-        }
-        report
+        judge(&self.data_dir, r, now).0
     }
 
     fn follow_rollouts(&self, rollouts: &Arc<dyn Rollouts>, now: u64) {
@@ -433,6 +450,14 @@ impl Controller {
                 p.history.schedule_fired_s = Some(minute);
                 triggers.push(t);
             }
+            let rows_now = new_data_rows(p);
+            if let (Some(nd), Some(rows)) = (&p.request.policy.new_data, rows_now) {
+                // The count when the policy first looked is the baseline.
+                let base = *p.history.rows_at_last.get_or_insert(rows);
+                if rows >= base + nd.rows {
+                    triggers.push(Trigger::NewData { rows: rows - base });
+                }
+            }
             let Some(trigger) = triggers.into_iter().next() else { continue };
             policy::prune(&p.request.policy, &mut p.history, now);
             let decision = if p.pending.is_some() {
@@ -454,6 +479,9 @@ impl Controller {
                     self.emit(e);
                 }
                 Decision::Retrain => {
+                    if let Some(rows) = rows_now {
+                        p.history.rows_at_last = Some(rows);
+                    }
                     p.history.started_ms.push(now);
                     p.history.running = true;
                     p.last = Some(format!("retraining: {}", trigger.describe()));
@@ -473,9 +501,9 @@ impl Controller {
     }
 
     fn spawn_retrain(&self, request: PolicyRequest, rollouts: Arc<dyn Rollouts>) {
-        let (state, events, data_dir, train) =
-            (self.state.clone(), self.events.clone(), self.data_dir.clone(), self.train.clone());
-        let worker = Controller { data_dir, events, state, train };
+        let (state, events, data_dir, train, metrics) =
+            (self.state.clone(), self.events.clone(), self.data_dir.clone(), self.train.clone(), self.metrics.clone());
+        let worker = Controller { data_dir, events, state, train, metrics };
         let spawned =
             std::thread::Builder::new().name("mlops-retrain".into()).spawn(move || worker.retrain(request, &rollouts));
         if let Err(e) = spawned {
@@ -552,6 +580,76 @@ impl Controller {
         }
         Self::persist(&self.data_dir, &s);
     }
+}
+
+/// The row count of the policy's `new_data` source now (`None`: no such trigger, or the source
+/// cannot be read — said in the log, never a trigger). Counted only when the source's cheap
+/// fingerprint (paths, sizes, modification times) moved since the last count.
+fn new_data_rows(p: &mut ManagedPolicy) -> Option<u64> {
+    let nd = p.request.policy.new_data.as_ref()?;
+    let source = p.request.spec.resources.iter().find(|r| r.address == nd.source).and_then(|r| match &r.config {
+        mlops_compiler::model::Config::Source(s) => Some(s),
+        _ => None,
+    })?;
+    let root = &p.request.root;
+    let fingerprint = match crate::data::fingerprint(source, &nd.source, root) {
+        Ok(f) => f,
+        Err(e) => {
+            tracing::warn!(source = %nd.source, error = %e, "cannot read the new_data source");
+            return None;
+        }
+    };
+    if let Some((seen, rows)) = &p.rows_seen {
+        if *seen == fingerprint {
+            return Some(*rows);
+        }
+    }
+    let mut rows = 0u64;
+    let reader = crate::data::open(source, &nd.source, root).ok()?;
+    for batch in reader {
+        rows += batch.ok()?.num_rows() as u64;
+    }
+    p.rows_seen = Some((fingerprint, rows));
+    Some(rows)
+}
+
+/// Judges the window of `r` ending at `now` from the files under `data_dir` (prediction log,
+/// registry, feedback) and the monitor's Prometheus checks; also returns the window and the
+/// reference it was judged against (for reports).
+pub fn judge(data_dir: &Path, r: &MonitorRequest, now: u64) -> (MonitorReport, Window, Option<Reference>) {
+    let to_us = now as i64 * 1000;
+    let from_us = to_us - r.monitor.window.as_millis() as i64 * 1000;
+    let window = Window::read(&data_dir.join("predictions"), &r.endpoint, from_us, to_us).unwrap_or_else(|e| {
+        tracing::error!(error = %e, "cannot read the prediction log");
+        Window { from_us, to_us, ..Window::default() }
+    });
+    let version = window.versions().into_iter().max_by_key(|(v, n)| (*n, *v)).map(|(v, _)| v);
+    let reference = version.and_then(|v| {
+        let registry = Registry::open(data_dir.join("registry")).ok()?;
+        let meta = registry.get(&r.job, v).ok()?;
+        Reference::load(meta.model_path.parent()?).ok()
+    });
+    let mut labels = FeedbackStore::open(data_dir).read(&r.endpoint).unwrap_or_default();
+    if let (Some((address, source)), Some(p)) = (&r.feedback, &r.monitor.performance) {
+        match evaluate::source_labels(source, address, &r.root, &p.id_column, &p.label_column) {
+            Ok(from_source) => labels.extend(from_source),
+            Err(e) => tracing::warn!(error = %e, "cannot read the feedback source"),
+        }
+    }
+    let mut report = evaluate::evaluate(&r.address, &r.monitor, &window, version, reference.as_ref(), &labels);
+    for check in &r.monitor.prometheus {
+        let value = block_on(async {
+            let client = reqwest::Client::new();
+            match (&check.url, &check.scrape) {
+                (_, Some(page)) => external::scrape(&client, page, &check.query).await,
+                (Some(url), None) => external::prometheus(&client, url, &check.query).await,
+                (None, None) => Err("neither `url` nor `scrape` is set".into()),
+            }
+        })
+        .and_then(|r| r);
+        report.checks.push(evaluate::prometheus_check(check, value));
+    }
+    (report, window, reference)
 }
 
 /// Runs `f` to completion from a blocking thread: on the host's tokio runtime when there is

@@ -763,7 +763,7 @@ pub async fn run(options: AgentOptions, shutdown: impl std::future::Future<Outpu
         pid: std::process::id(),
         address: options.address.to_string(),
         http: reqwest::Client::new(),
-        controller: Arc::new(Controller::open(&options.data_dir)),
+        controller: Arc::new(Controller::open(&options.data_dir, Some(endpoints.metrics().clone()))),
     });
     {
         let c = control.clone();

@@ -24,6 +24,9 @@
 //! | `mlops_predlog_written_total` | counter | (predictions written to the log) |
 //! | `mlops_predlog_dropped_total` | counter | `reason`: `full` (queue full), `sampled` (left out by sampling), `error` (write failed) |
 //! | `mlops_predlog_sample_rate` | gauge | (1 in N requests offered to the log) |
+//! | `mlops_loop_events_total` | counter | `kind`, `subject` (decisions of the monitoring and retraining loop) |
+//! | `mlops_monitor_value` | gauge | `monitor`, `check`, `name` (latest value of each monitor check) |
+//! | `mlops_monitor_breached` | gauge | `monitor` (1 while the latest window breached) |
 //!
 //! Label values come from the control plane (endpoint names, versions) or the model (features,
 //! classes), never from request paths, so a client cannot grow the series.
@@ -91,6 +94,33 @@ pub struct FeatureLabels {
     pub feature: String,
 }
 
+/// `kind`, `subject` of a loop event.
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct EventLabels {
+    /// Event kind (`breach`, `promoted` …).
+    pub kind: String,
+    /// The monitor or policy it is about.
+    pub subject: String,
+}
+
+/// `monitor`, `check`, `name` of a monitor check.
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct CheckLabels {
+    /// Monitor address.
+    pub monitor: String,
+    /// `drift`, `performance`, `prometheus`.
+    pub check: String,
+    /// Feature, metric or check name, with the method: `psi(amount)`.
+    pub name: String,
+}
+
+/// `monitor`.
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct MonitorLabels {
+    /// Monitor address.
+    pub monitor: String,
+}
+
 /// `reason`.
 #[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct ReasonLabels {
@@ -145,6 +175,9 @@ pub struct Metrics {
     pub(crate) predlog_written: Counter,
     pub(crate) predlog_dropped: Family<ReasonLabels, Counter>,
     pub(crate) predlog_sample_rate: Gauge,
+    pub(crate) loop_events: Family<EventLabels, Counter>,
+    pub(crate) monitor_value: Family<CheckLabels, Gauge<f64, std::sync::atomic::AtomicU64>>,
+    pub(crate) monitor_breached: Family<MonitorLabels, Gauge>,
 }
 
 impl std::fmt::Debug for Metrics {
@@ -182,6 +215,9 @@ impl Metrics {
             predlog_written: Counter::default(),
             predlog_dropped: Family::default(),
             predlog_sample_rate: Gauge::default(),
+            loop_events: Family::default(),
+            monitor_value: Family::default(),
+            monitor_breached: Family::default(),
             registry: Registry::default(),
         };
         m.predlog_sample_rate.set(1);
@@ -237,6 +273,17 @@ impl Metrics {
             m.entity_misses.clone(),
         );
         registry.register(
+            "mlops_loop_events",
+            "Decisions of the monitoring and retraining loop, by kind and monitor or policy",
+            m.loop_events.clone(),
+        );
+        registry.register("mlops_monitor_value", "Latest value of each monitor check", m.monitor_value.clone());
+        registry.register(
+            "mlops_monitor_breached",
+            "Whether the monitor's latest window breached (1) or not (0)",
+            m.monitor_breached.clone(),
+        );
+        registry.register(
             "mlops_predlog_written",
             "Predictions written to the prediction log",
             m.predlog_written.clone(),
@@ -275,6 +322,27 @@ impl Metrics {
             .into_iter()
             .map(|reason| self.predlog_dropped.get(&ReasonLabels { reason }).map_or(0, |c| c.get()))
             .sum()
+    }
+
+    /// Counts one decision of the monitoring and retraining loop.
+    pub fn record_event(&self, kind: &str, subject: &str) {
+        self.loop_events.get_or_create(&EventLabels { kind: kind.to_string(), subject: subject.to_string() }).inc();
+    }
+
+    /// Records a monitor's latest judgement: each check's value, and whether any breached.
+    pub fn record_monitor(&self, report: &crate::monitor::evaluate::MonitorReport) {
+        for c in &report.checks {
+            if let Some(v) = c.value {
+                let labels = CheckLabels {
+                    monitor: report.monitor.clone(),
+                    check: c.check.clone(),
+                    name: format!("{}({})", c.method, c.name),
+                };
+                self.monitor_value.get_or_create(&labels).set(v);
+            }
+        }
+        let breached = i64::from(!report.breaches().is_empty());
+        self.monitor_breached.get_or_create(&MonitorLabels { monitor: report.monitor.clone() }).set(breached);
     }
 
     /// Predictions written to the log so far.

@@ -20,7 +20,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use arrow_array::{Array, TimestampMicrosecondArray};
-use mlops_compiler::model::{Config, Endpoint, Monitor, Source, Target as TargetConfig};
+use mlops_compiler::model::{Config, Endpoint, Source, Target as TargetConfig};
 use mlops_compiler::plan::Action;
 use mlops_compiler::spec::{ResourceSpec, SystemSpec};
 use mlops_compiler::state::{Drifted, ResourceState};
@@ -135,31 +135,6 @@ impl LocalTarget {
         produced.insert("url".into(), json!(format!("http://{}/v1/endpoints/{name}", agent.file.address)));
         produced.insert("version".into(), json!(version.version));
         Ok(produced)
-    }
-
-    fn monitor_request(
-        &self,
-        spec: &SystemSpec,
-        address: &str,
-        monitor: &Monitor,
-    ) -> Result<MonitorRequest, TargetError> {
-        let find = |a: &str| spec.resources.iter().find(|r| r.address == a).map(|r| &r.config);
-        let job = match find(&monitor.endpoint) {
-            Some(Config::Endpoint(e)) => e.model.clone(),
-            _ => return Err(TargetError(format!("{} is not an endpoint of this configuration", monitor.endpoint))),
-        };
-        let feedback = monitor.performance.as_ref().and_then(|p| match find(&p.feedback) {
-            Some(Config::Source(s)) => Some((p.feedback.clone(), s.clone())),
-            _ => None,
-        });
-        Ok(MonitorRequest {
-            address: address.to_string(),
-            monitor: monitor.clone(),
-            endpoint: control::endpoint_name(&monitor.endpoint),
-            job,
-            feedback,
-            root: self.root().canonicalize().unwrap_or_else(|_| self.root().to_path_buf()),
-        })
     }
 
     /// Deploys a monitor or policy (`kind`: `monitors`, `policies`) to the agent's controller.
@@ -280,8 +255,8 @@ impl Target for LocalTarget {
                 produced.insert("_reused".into(), json!(outcome.reused));
             }
             Config::Endpoint(endpoint) => return self.apply_endpoint(spec, address, endpoint),
-            Config::Monitor(monitor) => {
-                let request = self.monitor_request(spec, address, monitor)?;
+            Config::Monitor(_) => {
+                let request = MonitorRequest::from_spec(spec, address, self.root()).map_err(TargetError)?;
                 produced.insert("endpoint".into(), json!(request.endpoint));
                 self.put_controlled("monitors", address, &request)?;
             }

@@ -57,11 +57,24 @@ fn extreme_differences(a: &[f64], b: &[f64]) -> (f64, f64) {
 /// `scipy.stats.ks_2samp(a, b)` for sorted, finite, non-empty `a` and `b`.
 pub fn ks_2samp(a: &[f64], b: &[f64]) -> KsTest {
     assert!(!a.is_empty() && !b.is_empty(), "ks_2samp needs two non-empty samples");
-    let (n1, n2) = (a.len() as u64, b.len() as u64);
     let (max_s, min_s) = extreme_differences(a, b);
+    ks_test(a.len() as u64, b.len() as u64, max_s, min_s)
+}
+
+/// [`ks_2samp`] for finite, non-empty samples in any order, without sorting them whole
+/// (see [`super::buckets`]).
+pub fn ks_2samp_unsorted(a: &[f64], b: &[f64]) -> KsTest {
+    assert!(!a.is_empty() && !b.is_empty(), "ks_2samp needs two non-empty samples");
+    let (max, min) = super::buckets::ks_extremes(a, b);
+    ks_test(a.len() as u64, b.len() as u64, max, (-min).clamp(0.0, 1.0))
+}
+
+/// The statistic and p-value from the largest positive difference and the largest negative one
+/// (as a non-negative number).
+fn ks_test(n1: u64, n2: u64, max_s: f64, min_s: f64) -> KsTest {
     let d = if min_s > max_s { min_s } else { max_s };
 
-    if a.len().max(b.len()) <= MAX_EXACT_N {
+    if n1.max(n2) <= MAX_EXACT_N as u64 {
         let g = gcd(n1, n2);
         let lcm = (n1 / g) * n2;
         let h = (d * lcm as f64).round_ties_even() as u64;

@@ -20,6 +20,7 @@
 //! Missing values (null, NaN, ±∞) are dropped before anything is computed and counted; a window
 //! with fewer than `min_samples` values is "insufficient data", not a verdict.
 
+mod buckets;
 mod chi2;
 mod histogram;
 mod kolmogorov;
@@ -31,10 +32,10 @@ mod wasserstein;
 pub use chi2::{chi2_contingency, Chi2Test};
 pub use histogram::{jensen_shannon, psi, PSI_EPSILON};
 pub use kolmogorov::{kstwo_sf, smirnov_sf};
-pub use ks::{ks_2samp, KsTest, MAX_EXACT_N};
+pub use ks::{ks_2samp, ks_2samp_unsorted, KsTest, MAX_EXACT_N};
 pub use sample::{
-    aligned_counts, bin_counts_sorted, linear_quantile, mean_std, quantile_edges, sort_floats, CategoryCounts,
-    NumericSample,
+    aligned_counts, bin_counts_sorted, bin_counts_unsorted, linear_quantile, mean_std, quantile_edges, sort_floats,
+    CategoryCounts, NumericSample,
 };
 pub use special::{chi2_sf, gamma_q, ln_gamma};
 pub use wasserstein::wasserstein_distance;
@@ -315,8 +316,8 @@ fn numeric<'a>(reference: &'a FeatureData, current: &'a FeatureData) -> (&'a Num
 
 /// Bin counts of both numeric samples over the reference's quantile bins.
 fn numeric_bins(reference: &NumericSample, current: &NumericSample, bins: usize) -> (Vec<u64>, Vec<u64>) {
-    let edges = quantile_edges(reference.values(), bins.max(1));
-    (bin_counts_sorted(reference.values(), &edges), bin_counts_sorted(current.values(), &edges))
+    let edges = reference.quantile_edges(bins.max(1));
+    (reference.bin_counts(&edges), current.bin_counts(&edges))
 }
 
 /// Aligned category counts and the categories the reference never saw.
@@ -360,7 +361,12 @@ impl DriftStatistic for KolmogorovSmirnov {
     fn measure(&self, reference: &FeatureData, current: &FeatureData) -> Result<Measurement, DriftError> {
         check_inputs(Method::Ks, reference, current)?;
         let (r, c) = numeric(reference, current);
-        let t = ks_2samp(r.values(), c.values());
+        // A window compared once is not sorted: the bucketed walk sorts only where D can be.
+        let t = if r.is_sorted() && c.is_sorted() {
+            ks_2samp(r.values(), c.values())
+        } else {
+            ks_2samp_unsorted(r.values(), c.values())
+        };
         let details = Details { exact: Some(t.exact), ..Details::default() };
         Ok(Measurement { statistic: t.statistic, p_value: Some(t.p_value), details })
     }
@@ -426,7 +432,11 @@ impl DriftStatistic for Wasserstein {
     fn measure(&self, reference: &FeatureData, current: &FeatureData) -> Result<Measurement, DriftError> {
         check_inputs(Method::Wasserstein, reference, current)?;
         let (r, c) = numeric(reference, current);
-        let raw = wasserstein_distance(r.values(), c.values());
+        let raw = if r.is_sorted() && c.is_sorted() {
+            wasserstein_distance(r.values(), c.values())
+        } else {
+            buckets::wasserstein(r.values(), c.values())
+        };
         let (_, std) = r.mean_std();
         // A constant reference has no scale: any movement away from it is infinitely far.
         let statistic = if std > 0.0 {

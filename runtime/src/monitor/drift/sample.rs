@@ -4,25 +4,53 @@
 //! counts, plus the quantiles, bins and moments the statistics need.
 
 use serde::{Deserialize, Serialize};
+use std::borrow::Cow;
 use std::collections::{BTreeMap, HashMap};
 use std::hash::{BuildHasherDefault, Hasher};
 
-/// Finite values of a numeric feature, sorted ascending, and how many values were missing
-/// (null, NaN or infinite) and so left out.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+/// Finite values of a numeric feature and how many values were missing (null, NaN or
+/// infinite) and so left out. A reference sample is sorted ascending ([`NumericSample::new`]);
+/// a window that is compared once may stay in its original order
+/// ([`NumericSample::unsorted`]): binned statistics never need it sorted, and the others sort a
+/// copy when they need one.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct NumericSample {
     values: Vec<f64>,
     missing: u64,
+    #[serde(default = "yes", skip_serializing_if = "is_true")]
+    sorted: bool,
+}
+
+fn yes() -> bool {
+    true
+}
+
+fn is_true(b: &bool) -> bool {
+    *b
+}
+
+impl Default for NumericSample {
+    fn default() -> NumericSample {
+        NumericSample { values: Vec::new(), missing: 0, sorted: true }
+    }
 }
 
 impl NumericSample {
     /// Drops the non-finite values (counting them as missing) and sorts the rest.
-    pub fn new(mut values: Vec<f64>) -> NumericSample {
+    pub fn new(values: Vec<f64>) -> NumericSample {
+        let mut s = NumericSample::unsorted(values);
+        sort_floats(&mut s.values);
+        s.sorted = true;
+        s
+    }
+
+    /// Drops the non-finite values (counting them as missing) and keeps the rest in order.
+    pub fn unsorted(mut values: Vec<f64>) -> NumericSample {
         let before = values.len();
         values.retain(|x| x.is_finite());
         let missing = (before - values.len()) as u64;
-        sort_floats(&mut values);
-        NumericSample { values, missing }
+        let sorted = values.len() < 2;
+        NumericSample { values, missing, sorted }
     }
 
     /// Adds `n` to the count of missing values (nulls read from a file, say).
@@ -31,16 +59,32 @@ impl NumericSample {
         self
     }
 
-    /// A sample from values already finite and sorted (as [`NumericSample::values`] returns
-    /// them); `None` if they are not.
+    /// A sample from values already finite and sorted; `None` if they are not.
     pub fn from_sorted(values: Vec<f64>, missing: u64) -> Option<NumericSample> {
         let ok = values.iter().all(|x| x.is_finite()) && values.windows(2).all(|w| w[0] <= w[1]);
-        ok.then_some(NumericSample { values, missing })
+        ok.then_some(NumericSample { values, missing, sorted: true })
     }
 
-    /// The values, sorted ascending.
+    /// The values, in storage order: sorted ascending unless built with
+    /// [`NumericSample::unsorted`].
     pub fn values(&self) -> &[f64] {
         &self.values
+    }
+
+    /// Are the values sorted?
+    pub fn is_sorted(&self) -> bool {
+        self.sorted
+    }
+
+    /// The values sorted ascending: borrowed when they are, else a sorted copy.
+    pub fn sorted_values(&self) -> Cow<'_, [f64]> {
+        if self.sorted {
+            Cow::Borrowed(&self.values)
+        } else {
+            let mut v = self.values.clone();
+            sort_floats(&mut v);
+            Cow::Owned(v)
+        }
     }
 
     /// Number of (finite) values.
@@ -67,18 +111,66 @@ impl NumericSample {
     /// The `q` quantile by linear interpolation between order statistics (`numpy.quantile`'s
     /// default `method="linear"`, Hyndman & Fan's type 7), computed exactly as NumPy does.
     pub fn quantile(&self, q: f64) -> f64 {
-        linear_quantile(&self.values, q)
+        linear_quantile(&self.sorted_values(), q)
     }
 
-    /// How many values are `≤ x`.
-    pub fn count_at_most(&self, x: f64) -> usize {
-        self.values.partition_point(|v| *v <= x)
+    /// The inner edges of `bins` quantile bins of this sample ([`quantile_edges`]); an unsorted
+    /// sample is not sorted for it, only the order statistics needed are selected.
+    pub fn quantile_edges(&self, bins: usize) -> Vec<f64> {
+        if self.sorted {
+            return quantile_edges(&self.values, bins);
+        }
+        let n = self.values.len();
+        if n == 0 {
+            return Vec::new();
+        }
+        // The two order statistics each quantile interpolates between.
+        let mut ranks: Vec<usize> = (1..bins)
+            .flat_map(|i| {
+                let k = (((n - 1) as f64 * (i as f64 / bins as f64)).floor() as usize).min(n - 1);
+                [k, (k + 1).min(n - 1)]
+            })
+            .collect();
+        ranks.sort_unstable();
+        ranks.dedup();
+        let stats = super::buckets::order_statistics(&self.values, &ranks);
+        // The quantile at q interpolates between the values of ranks ⌊(n−1)q⌋ and the next.
+        let at = |r: usize| stats[ranks.binary_search(&r).expect("every needed rank was selected")];
+        edges_from(
+            |q| {
+                let virtual_index = (n - 1) as f64 * q;
+                let previous = virtual_index.floor();
+                let i = previous as usize;
+                if i >= n - 1 {
+                    return at(n - 1);
+                }
+                lerp(at(i), at(i + 1), virtual_index - previous)
+            },
+            bins,
+        )
+    }
+
+    /// Counts in the bins the inner `edges` define (`edges.len() + 1` bins, closed on the
+    /// right).
+    pub fn bin_counts(&self, edges: &[f64]) -> Vec<u64> {
+        if self.sorted {
+            bin_counts_sorted(&self.values, edges)
+        } else {
+            bin_counts_unsorted(&self.values, edges)
+        }
     }
 }
 
-/// Sorts finite values ascending (unstable: equal values are indistinguishable).
+/// Sorts finite values ascending. They are sorted as order-preserving unsigned integers
+/// (cheaper comparisons than `f64::total_cmp`), with −0 taken as 0 so that the two zeros stay
+/// equal, as they are to the statistics.
 pub fn sort_floats(values: &mut [f64]) {
-    values.sort_unstable_by(f64::total_cmp);
+    use super::buckets::{from_key, key};
+    let mut keys: Vec<u64> = values.iter().map(|&x| key(x)).collect();
+    keys.sort_unstable();
+    for (v, k) in values.iter_mut().zip(keys) {
+        *v = from_key(k);
+    }
 }
 
 /// See [`NumericSample::mean_std`].
@@ -121,9 +213,13 @@ pub fn linear_quantile(sorted: &[f64], q: f64) -> f64 {
         return sorted[0];
     }
     let previous = virtual_index.floor();
-    let gamma = virtual_index - previous;
     let i = previous as usize;
-    let (a, b) = (sorted[i], sorted[i + 1]);
+    lerp(sorted[i], sorted[i + 1], virtual_index - previous)
+}
+
+/// NumPy's interpolation between neighbours `a ≤ b` at `gamma`: from `a` below ½, from `b`
+/// from ½ on.
+fn lerp(a: f64, b: f64, gamma: f64) -> f64 {
     let diff = b - a;
     if gamma >= 0.5 {
         b - diff * (1.0 - gamma)
@@ -137,10 +233,34 @@ pub fn linear_quantile(sorted: &[f64], q: f64) -> f64 {
 /// bins collapses them). Bin `k` holds the values in `(edge[k−1], edge[k]]`; the first bin is
 /// open below, the last above.
 pub fn quantile_edges(sorted: &[f64], bins: usize) -> Vec<f64> {
-    let mut edges: Vec<f64> = (1..bins).map(|i| linear_quantile(sorted, i as f64 / bins as f64)).collect();
+    if sorted.is_empty() {
+        return Vec::new();
+    }
+    edges_from(|q| linear_quantile(sorted, q), bins)
+}
+
+fn edges_from(quantile: impl Fn(f64) -> f64, bins: usize) -> Vec<f64> {
+    let mut edges: Vec<f64> = (1..bins).map(|i| quantile(i as f64 / bins as f64)).collect();
     edges.sort_unstable_by(f64::total_cmp);
     edges.dedup_by(|a, b| a == b);
     edges
+}
+
+/// Counts of values in any order in the bins of [`quantile_edges`]: a branch-free count of the
+/// edges below each value when they are few, a binary search otherwise.
+pub fn bin_counts_unsorted(values: &[f64], edges: &[f64]) -> Vec<u64> {
+    let mut counts = vec![0u64; edges.len() + 1];
+    if edges.len() <= 32 {
+        for &x in values {
+            let bin: usize = edges.iter().map(|&e| usize::from(x > e)).sum();
+            counts[bin] += 1;
+        }
+    } else {
+        for &x in values {
+            counts[edges.partition_point(|&e| e < x)] += 1;
+        }
+    }
+    counts
 }
 
 /// Counts of a sorted sample in the bins [`quantile_edges`] defines (`edges.len() + 1` bins).
@@ -306,6 +426,32 @@ mod tests {
         // Right-closed: the eight zeros fall in the first bin (−∞, 0].
         assert_eq!(bin_counts_sorted(tied.values(), &edges)[0], 8);
         assert_eq!(bin_counts_sorted(tied.values(), &edges).iter().sum::<u64>(), 10);
+    }
+
+    #[test]
+    fn unsorted_windows_bin_and_select_like_sorted_ones() {
+        let mut x = 0x1234_5678u64;
+        let values: Vec<f64> = (0..10_001)
+            .map(|_| {
+                x = x.wrapping_mul(6_364_136_223_846_793_005).wrapping_add(1_442_695_040_888_963_407);
+                ((x >> 11) % 1000) as f64 / 7.0 - 50.0
+            })
+            .collect();
+        let sorted = NumericSample::new(values.clone());
+        let window = NumericSample::unsorted(values);
+        assert!(sorted.is_sorted() && !window.is_sorted());
+        for bins in [2, 3, 10, 64] {
+            let edges = sorted.quantile_edges(bins);
+            assert_eq!(window.quantile_edges(bins), edges, "{bins} bins");
+            assert_eq!(window.bin_counts(&edges), sorted.bin_counts(&edges), "{bins} bins");
+        }
+        assert_eq!(&*window.sorted_values(), sorted.values());
+        assert_eq!(window.quantile(0.37), sorted.quantile(0.37));
+        // −0 sorts as 0, equal to it.
+        let z = NumericSample::new(vec![0.0, -0.0, -1.0]);
+        assert_eq!(z.values(), &[-1.0, 0.0, 0.0]);
+        let json = serde_json::to_string(&window).unwrap();
+        assert_eq!(serde_json::from_str::<NumericSample>(&json).unwrap(), window);
     }
 
     #[test]
