@@ -348,6 +348,34 @@ fn enough_new_rows_trigger_a_retrain_without_any_traffic() {
     let model = dir.join("model.mlops.hcl");
     edit(&model, "  budget {", "  new_data {\n    source = source.transactions\n    rows   = 1000\n  }\n\n  budget {");
     ok(&dir, &["apply", "--auto-approve"]);
+    // The controller's routes want the agent's token and a body for the address in the path.
+    let agent: Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.join(".mlops/data/agent/agent.json")).unwrap()).unwrap();
+    let put = |token: &str, path: &str, body: &str| {
+        let out = std::process::Command::new("curl")
+            .args([
+                "-s",
+                "-o",
+                "/dev/stderr",
+                "-w",
+                "%{http_code}",
+                "-X",
+                "PUT",
+                "-H",
+                &format!("authorization: Bearer {token}"),
+                "-d",
+                body,
+            ])
+            .arg(format!("http://{}/_mlops/v1/{path}", fraud_address(&tree)))
+            .output()
+            .unwrap();
+        (String::from_utf8(out.stdout).unwrap(), String::from_utf8(out.stderr).unwrap())
+    };
+    let token = agent["token"].as_str().unwrap();
+    assert_eq!(put("guess", "monitors/monitor.x", "{}").0, "401");
+    let (code, body) = put(token, "monitors/monitor.x", "{\"address\": 1}");
+    assert_eq!(code, "400", "{body}");
+    assert!(body.contains("bad monitor request"), "{body}");
     // Nothing arrives: no trigger, however long.
     std::thread::sleep(Duration::from_secs(4));
     assert!(!kinds(&events(&dir)).iter().any(|k| k == "retrain_started"), "{:#?}", events(&dir));

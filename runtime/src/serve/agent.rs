@@ -689,23 +689,43 @@ impl Rollouts for AgentRollouts {
     }
 }
 
+/// A monitor or policy deployed by `apply`, checked: the caller's token, the body's shape,
+/// and that the body is for the address in the path.
+fn controlled<R: serde::de::DeserializeOwned>(
+    c: &Control,
+    headers: &HeaderMap,
+    address: &str,
+    body: &[u8],
+    what: &str,
+    address_of: impl Fn(&R) -> &str,
+) -> Result<R, (StatusCode, String)> {
+    if !c.authorized(headers) {
+        return Err((StatusCode::UNAUTHORIZED, "a valid control token is required".into()));
+    }
+    let r: R =
+        serde_json::from_slice(body).map_err(|e| (StatusCode::BAD_REQUEST, format!("bad {what} request: {e}")))?;
+    if address_of(&r) != address {
+        return Err((
+            StatusCode::BAD_REQUEST,
+            format!("the body is for `{}`, the path for `{address}`", address_of(&r)),
+        ));
+    }
+    Ok(r)
+}
+
 async fn put_monitor(
     State(c): State<Shared>,
     headers: HeaderMap,
     UrlPath(address): UrlPath<String>,
     body: axum::body::Bytes,
 ) -> Response {
-    if !c.authorized(&headers) {
-        return error(StatusCode::UNAUTHORIZED, "a valid control token is required");
-    }
-    match serde_json::from_slice::<MonitorRequest>(&body) {
-        Ok(r) if r.address == address => {
+    match controlled(&c, &headers, &address, &body, "monitor", |r: &MonitorRequest| &r.address) {
+        Err((status, message)) => error(status, message),
+        Ok(r) => {
             log(&format!("{address}: watching {} every {}", r.endpoint, r.monitor.window));
             c.controller.put_monitor(r);
             reply(StatusCode::OK, &json!({ "deployed": address }))
         }
-        Ok(r) => error(StatusCode::BAD_REQUEST, format!("the body is for `{}`, the path for `{address}`", r.address)),
-        Err(e) => error(StatusCode::BAD_REQUEST, format!("bad monitor request: {e}")),
     }
 }
 
@@ -715,17 +735,13 @@ async fn put_policy(
     UrlPath(address): UrlPath<String>,
     body: axum::body::Bytes,
 ) -> Response {
-    if !c.authorized(&headers) {
-        return error(StatusCode::UNAUTHORIZED, "a valid control token is required");
-    }
-    match serde_json::from_slice::<PolicyRequest>(&body) {
-        Ok(r) if r.address == address => {
+    match controlled(&c, &headers, &address, &body, "policy", |r: &PolicyRequest| &r.address) {
+        Err((status, message)) => error(status, message),
+        Ok(r) => {
             log(&format!("{address}: retrains {}", r.policy.job));
             c.controller.put_policy(r);
             reply(StatusCode::OK, &json!({ "deployed": address }))
         }
-        Ok(r) => error(StatusCode::BAD_REQUEST, format!("the body is for `{}`, the path for `{address}`", r.address)),
-        Err(e) => error(StatusCode::BAD_REQUEST, format!("bad policy request: {e}")),
     }
 }
 
