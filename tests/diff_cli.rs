@@ -158,7 +158,8 @@ fn a_deeper_tree_retrains_and_rolls_out() {
     assert!(text.contains("~ module.fraud.endpoint.api"), "{text}");
     assert!(text.contains("~ monitor.fraud_health"), "{text}");
     assert!(text.contains("version: (known after apply)"), "{text}");
-    assert!(text.contains("Plan: 0 to create, 2 to update, 1 to replace, 0 to destroy."), "{text}");
+    assert!(text.contains("Plan: 0 to create, 3 to update, 1 to replace, 0 to destroy."), "{text}");
+    assert!(text.contains("the policy retrains with its new configuration"), "{text}");
     assert!(text.contains("against main (commit "), "{text}");
     assert!(!text.contains("lineage"), "{text}");
     // Without --detailed-exitcode a plan with changes still succeeds.
@@ -175,8 +176,8 @@ fn a_deeper_tree_retrains_and_rolls_out() {
     );
     assert!(md.contains("| | action | resources |"), "{md}");
     assert!(md.contains("| `-/+` | replace | 1 |"), "{md}");
-    assert!(md.contains("| `~` | update in place | 2 |"), "{md}");
-    assert!(md.contains("**Plan: 0 to create, 2 to update, 1 to replace, 0 to destroy.**"), "{md}");
+    assert!(md.contains("| `~` | update in place | 3 |"), "{md}");
+    assert!(md.contains("**Plan: 0 to create, 3 to update, 1 to replace, 0 to destroy.**"), "{md}");
     assert!(!md.contains("Planned against"), "{md}");
 
     for args in [&["--json"][..], &["--format", "json"][..]] {
@@ -186,7 +187,7 @@ fn a_deeper_tree_retrains_and_rolls_out() {
         assert_eq!(plan["format_version"], 1);
         assert_eq!(plan["system"], "fraud-detection");
         assert_eq!(plan["summary"]["replace"], 1);
-        assert_eq!(plan["summary"]["update"], 2);
+        assert_eq!(plan["summary"]["update"], 3);
         let job =
             plan["changes"].as_array().unwrap().iter().find(|c| c["address"] == "module.fraud.training_job.model");
         assert_eq!(job.unwrap()["action"], "replace");
@@ -445,7 +446,7 @@ fn the_shipped_workflow_runs_a_command_the_cli_accepts() {
     let md = stdout(&out);
     assert!(md.starts_with("### mlops plan · `fraud-detection`"), "{md}");
     assert!(md.contains("max\\_depth 6 → 8") || md.contains("max_depth 6 → 8"), "{md}");
-    assert!(md.contains("**Plan: 0 to create, 2 to update, 1 to replace, 0 to destroy.**"), "{md}");
+    assert!(md.contains("**Plan: 0 to create, 3 to update, 1 to replace, 0 to destroy.**"), "{md}");
 }
 
 #[test]

@@ -355,7 +355,8 @@ fn per_kind_suite(tag: &str, tf: PathBuf) {
     assert!(plan.contains("new model version from training_job.fraud"), "{plan}");
     assert!(plan.contains("drift reference reset"), "{plan}");
     let replaced = ws.ok(&with(&vars, &["apply", "-auto-approve"]));
-    assert!(replaced.contains("Resources: 1 added, 2 changed, 1 destroyed"), "{replaced}");
+    assert!(replaced.contains("Resources: 1 added, 3 changed, 1 destroyed"), "{replaced}");
+    assert!(plan.contains("the policy retrains with its new configuration"), "{plan}");
     assert_eq!(ws.output("model_version"), "2", "mlops trained the next version");
     assert_eq!(ws.output("served_version"), "2");
     let again = ws.run(&with(&vars, &["plan", "-detailed-exitcode"]));

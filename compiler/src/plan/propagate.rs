@@ -51,6 +51,9 @@ pub(super) struct Effect {
     pub data: Option<Touched>,
     /// A new model version: a job created or retrained, an endpoint rolling one out.
     pub new_model: bool,
+    /// A training job whose configuration changed (retrained or updated in place): the retrain
+    /// policies of the job must retrain with the new one.
+    pub reconfigured: bool,
 }
 
 /// An upstream change a resource reacts to.
@@ -81,7 +84,7 @@ impl<'a> Effects<'a> {
     /// diff; only a new job's model is worth naming as a cause (for its endpoints).
     pub(super) fn record_create(&mut self, address: &'a str, config: &Config) {
         let new_model = matches!(config, Config::TrainingJob(_));
-        self.map.insert(address, Effect { data: None, new_model });
+        self.map.insert(address, Effect { data: None, new_model, reconfigured: false });
     }
 
     /// Records and returns the effect of a resource that was in state.
@@ -97,17 +100,19 @@ impl<'a> Effects<'a> {
         let effect = match (before, after) {
             _ if !changed => Effect::default(),
             _ if action == Action::Replace && !matches!(after, Config::TrainingJob(_) | Config::Endpoint(_)) => {
-                Effect { data: Some(Touched::All), new_model: false }
+                Effect { data: Some(Touched::All), ..Effect::default() }
             }
-            (Config::Source(b), Config::Source(a)) => Effect { data: source_touched(b, a), new_model: false },
+            (Config::Source(b), Config::Source(a)) => Effect { data: source_touched(b, a), ..Effect::default() },
             (Config::FeatureView(b), Config::FeatureView(a)) => {
                 let upstream = causes.iter().fold(None, |acc, c| Touched::union(acc, c.touched.clone()));
-                Effect { data: Touched::union(view_touched(b, a), upstream), new_model: false }
+                Effect { data: Touched::union(view_touched(b, a), upstream), ..Effect::default() }
             }
-            (_, Config::TrainingJob(_)) => Effect { data: None, new_model: action == Action::Replace },
+            (_, Config::TrainingJob(_)) => {
+                Effect { data: None, new_model: action == Action::Replace, reconfigured: true }
+            }
             (b, Config::Endpoint(a)) => {
                 let switched = !matches!(b, Config::Endpoint(b) if b.model == a.model);
-                Effect { data: None, new_model: switched || !causes.is_empty() }
+                Effect { data: None, new_model: switched || !causes.is_empty(), reconfigured: false }
             }
             _ => Effect::default(),
         };
@@ -157,6 +162,12 @@ pub(super) fn causes(before: &Config, config: &Config, effects: &Effects) -> Vec
         Config::Endpoint(e) if effects.get(&e.model).is_some_and(|x| x.new_model) => out.push(Cause {
             address: e.model.clone(),
             reason: format!("new model version from {}, rolled out {}", e.model, rollout(&e.rollout)),
+            replaces: false,
+            touched: None,
+        }),
+        Config::RetrainPolicy(p) if effects.get(&p.job).is_some_and(|x| x.reconfigured) => out.push(Cause {
+            address: p.job.clone(),
+            reason: format!("{} changed: the policy retrains with its new configuration", p.job),
             replaces: false,
             touched: None,
         }),

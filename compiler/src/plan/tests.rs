@@ -291,7 +291,13 @@ fn feature_change_retrains_rolls_out_and_resets_monitors_in_order() {
             ("training_job.returns", Action::Replace),
             ("endpoint.api", Action::Update),
             ("monitor.health", Action::Update),
+            ("retrain_policy.auto", Action::Update),
         ]
+    );
+    let policy = get(&p, "retrain_policy.auto");
+    assert_eq!(
+        policy.reasons,
+        vec!["training_job.returns changed: the policy retrains with its new configuration".to_string()]
     );
     let job = get(&p, "training_job.returns");
     assert_eq!(job.reasons, vec!["feature_view.spend changed: training set rebuilt".to_string()]);
@@ -312,8 +318,8 @@ fn feature_change_retrains_rolls_out_and_resets_monitors_in_order() {
         risk_texts(view),
         vec![(RiskLevel::Warn, "training data window changed → full retrain (amount_sum window 1d → 2d)")]
     );
-    // The retrain policy watches the job but has nothing to redo.
-    assert_eq!(get(&p, "retrain_policy.auto").action, Action::NoOp);
+    // The retrain policy takes the new definition, or its next retrain would rebuild the old one.
+    assert_eq!(get(&p, "retrain_policy.auto").action, Action::Update);
 }
 
 #[test]
@@ -687,7 +693,7 @@ fn small_markdown_is_complete() {
     let md = render_markdown(&p);
     assert!(!md.contains("Summarised"));
     assert!(md.contains("| `~` | `params.max_depth` | `6` | `8` (forces retraining) |"), "{md}");
-    assert!(md.contains("<details><summary>5 resources unchanged</summary>"));
+    assert!(md.contains("<details><summary>4 resources unchanged</summary>"), "{md}");
 }
 
 #[test]
@@ -724,12 +730,12 @@ fn a_plan_of_5000_real_resources_renders_a_summarised_comment() {
     let after = replicated(&spec(&BASE.replacen("max_depth = 6", "max_depth = 8", 1)), 625);
     assert_eq!(after.resources.len(), 5_000);
     let p = plan(&after, Some(&applied(&before)));
-    assert_eq!(p.summary, Summary { update: 1_250, replace: 625, noop: 3_125, ..Summary::default() });
+    assert_eq!(p.summary, Summary { update: 1_875, replace: 625, noop: 2_500, ..Summary::default() });
     assert_eq!(get(&p, "endpoint.api_624").caused_by, vec!["training_job.returns_624".to_string()]);
     let md = render_markdown(&p);
     assert!(md.chars().count() < MARKDOWN_LIMIT, "{}", md.len());
     assert!(md.contains("**Summarised:**"));
-    assert!(render_text(&p).ends_with("Plan: 0 to create, 1250 to update, 625 to replace, 0 to destroy.\n"));
+    assert!(render_text(&p).ends_with("Plan: 0 to create, 1875 to update, 625 to replace, 0 to destroy.\n"));
 }
 
 #[test]
