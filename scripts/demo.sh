@@ -66,10 +66,17 @@ sed -i 's/max_depth = 6/max_depth = 8/' "$example/model.mlops.hcl"
 "$mlops" plan "$example" --out "$work/retrain.plan" | grep -E '^(  #|-/\+|Plan:)' || true
 "$mlops" apply "$example" "$work/retrain.plan"
 
-step "the closed loop: traffic like the training data — the monitor sees no drift"
-sleep 7   # the canary of the reviewed change finishes (3 steps of 2 s)
+step "the closed loop: traffic like the training data — the canary above completes, the monitor sees no drift"
 reference=$(ls -d "$example"/.mlops/data/registry/models/*/2)/reference.json
-python3 scripts/demo_traffic.py traffic "$url/predict" "$reference" 12
+python3 scripts/demo_traffic.py traffic "$url/predict" "$reference" 30 &
+calm=$!
+# Each canary step needs 100 judged requests: the traffic carries version 2 to 100 %.
+for _ in $(seq 1 60); do
+  "$mlops" status "$example" | grep -q "rollout: version 2 promoted" && break
+  sleep 1
+done
+wait "$calm"
+"$mlops" status "$example" | grep "rollout:"
 "$mlops" events "$example" --kind monitor_ok,breach | tail -n 2
 
 step "the world shifts: new transactions arrive, amounts x3 — drift, retrain, canary, promotion"
