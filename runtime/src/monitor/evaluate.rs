@@ -148,22 +148,12 @@ pub fn evaluate(
                     let high = p.max.is_some_and(|m| v > m);
                     r.value = Some(v);
                     r.status = if low || high { CheckStatus::Breached } else { CheckStatus::Ok };
-                    let op = if low {
-                        "<"
-                    } else if high {
-                        ">"
-                    } else {
-                        "within"
+                    let (metric, value, bare) = (&p.metric, fmt4(v), bound.trim_start_matches(['≥', '≤', ' ']));
+                    r.message = match (low, high) {
+                        (true, _) => format!("{metric} {value} < {bare} over {n} labelled predictions"),
+                        (_, true) => format!("{metric} {value} > {bare} over {n} labelled predictions"),
+                        _ => format!("{metric} {value} (bound {bound}) over {n} labelled predictions"),
                     };
-                    r.message = format!(
-                        "{} {} {op} {} over {n} labelled predictions",
-                        p.metric,
-                        fmt4(v),
-                        bound.trim_start_matches(['≥', '≤', ' '])
-                    );
-                    if op == "within" {
-                        r.message = format!("{} {} (bound {bound}) over {n} labelled predictions", p.metric, fmt4(v));
-                    }
                 }
                 Err(e) => {
                     r.status = CheckStatus::Error;

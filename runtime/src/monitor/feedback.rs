@@ -125,17 +125,9 @@ pub fn metric(metric: &str, pairs: &[(f64, f64)]) -> Result<f64, String> {
         "accuracy" => metrics::accuracy(&labels, &predicted()),
         "auc" => metrics::auc(&labels, &scores),
         "logloss" => metrics::logloss(&labels, &scores),
-        "r2" => {
-            let mean = pairs.iter().map(|p| p.0).sum::<f64>() / pairs.len() as f64;
-            let total: f64 = pairs.iter().map(|(y, _)| (y - mean).powi(2)).sum();
-            let residual: f64 = pairs.iter().map(|(y, p)| (y - p).powi(2)).sum();
-            if total == 0.0 {
-                return Err("r2 needs labels that vary".into());
-            }
-            Ok(1.0 - residual / total)
-        }
-        "rmse" => Ok((pairs.iter().map(|(y, p)| (y - p).powi(2)).sum::<f64>() / pairs.len() as f64).sqrt()),
-        "mae" => Ok(pairs.iter().map(|(y, p)| (y - p).abs()).sum::<f64>() / pairs.len() as f64),
+        "rmse" => metrics::rmse(&labels, &scores),
+        "mae" => metrics::mae(&labels, &scores),
+        "r2" => metrics::r2(&labels, &scores),
         other => {
             return Err(format!(
                 "performance metric `{other}` is not computed from feedback (one of {})",

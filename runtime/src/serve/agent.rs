@@ -92,27 +92,13 @@ struct Counters {
 /// How often an external rollback metric is read.
 const EXTERNAL_READ_EVERY_MS: u64 = 1000;
 
-/// Smallest bucket share in [`score_psi`] (an empty bucket would make the index infinite).
-const PSI_EPSILON: f64 = 1e-4;
-
-/// Population stability index of `current`'s bucket counts against `reference`'s:
-/// Σ (c − r) · ln(c / r) over bucket shares floored at [`PSI_EPSILON`]; `None` while either
-/// has no observation.
+/// Population stability index of `current`'s score buckets against `reference`'s (the drift
+/// statistics' [`psi`](crate::monitor::drift::psi), empty buckets at its ε); `None` while
+/// either has no observation.
 fn score_psi(reference: &[u64], current: &[u64]) -> Option<f64> {
-    let (rt, ct) = (reference.iter().sum::<u64>(), current.iter().sum::<u64>());
-    if rt == 0 || ct == 0 {
-        return None;
-    }
-    let psi = reference
-        .iter()
-        .zip(current)
-        .map(|(r, c)| {
-            let r = (*r as f64 / rt as f64).max(PSI_EPSILON);
-            let c = (*c as f64 / ct as f64).max(PSI_EPSILON);
-            (c - r) * (c / r).ln()
-        })
-        .sum();
-    Some(psi)
+    let seen = |c: &[u64]| c.iter().any(|n| *n > 0);
+    (seen(reference) && seen(current) && reference.len() == current.len())
+        .then(|| crate::monitor::drift::psi(reference, current))
 }
 
 /// `now − then` per element (counters only grow; a restart resets both to 0).
