@@ -5,6 +5,7 @@
 
 use super::{split_dir_and_addresses, ConfigArgs, VarArgs};
 use clap::Args;
+use mlops_compiler::model::Target as TargetConfig;
 use mlops_compiler::plan::{plan, plan_destroy, render_text, Action, Plan};
 use mlops_compiler::spec::SystemSpec;
 use mlops_compiler::state::State;
@@ -73,15 +74,18 @@ struct Session {
 }
 
 impl Session {
-    /// Compiles, opens the backend and target, takes the lock and reads the state. `None`:
-    /// the configuration has errors (already printed).
-    fn open(config: ConfigArgs, operation: &str) -> Result<Option<Session>, String> {
-        let Some((c, spec)) = config.compile_spec()? else { return Ok(None) };
+    /// Opens the backend and target of a compiled configuration, takes the lock, reads the state.
+    fn from_compiled(
+        config: &ConfigArgs,
+        c: &mlops_compiler::Compilation,
+        spec: SystemSpec,
+        operation: &str,
+    ) -> Result<Session, String> {
         let backend = state::open(&config.dir, &c.model.system.backend).map_err(|e| e.to_string())?;
         let target = targets::open(&config.dir, &spec, super::target_options()).map_err(|e| e.to_string())?;
         let lock = backend.lock(operation).map_err(|e| e.to_string())?;
         let current = backend.read().map_err(|e| e.to_string())?;
-        Ok(Some(Session { spec, backend, lock, current, target }))
+        Ok(Session { spec, backend, lock, current, target })
     }
 
     /// The state with refresh's findings marked, printing them.
@@ -207,7 +211,7 @@ fn join<'a>(items: impl Iterator<Item = &'a str>) -> String {
 }
 
 /// Asks on the terminal (or reads standard input, as Terraform does); only "yes" approves.
-fn confirm(question: &str) -> Result<bool, String> {
+pub(super) fn confirm(question: &str) -> Result<bool, String> {
     println!("{question}\n  Only 'yes' will be accepted to approve.\n");
     print!("  Enter a value: ");
     std::io::stdout().flush().map_err(|e| e.to_string())?;
@@ -248,7 +252,14 @@ impl Apply {
             }
             None => None,
         };
-        let Some(session) = Session::open(config, "apply")? else { return Ok(ExitCode::from(1)) };
+        let Some((c, spec)) = config.compile_spec()? else { return Ok(ExitCode::from(1)) };
+        if let TargetConfig::Kubernetes { .. } = &spec.system.target {
+            if saved.is_some() {
+                return Err("the kubernetes target does not take saved plans yet: run `mlops apply DIR`".into());
+            }
+            return super::kubernetes::apply(&config.dir, &c.model.system.backend, &spec, self.exec.auto_approve);
+        }
+        let session = Session::from_compiled(&config, &c, spec, "apply")?;
         let opts = self.exec.options();
         let (p, planned_from) = match saved {
             Some(p) => {
@@ -286,7 +297,16 @@ pub struct Destroy {
 
 impl Destroy {
     pub fn run(self) -> Result<ExitCode, String> {
-        let Some(session) = Session::open(self.config, "destroy")? else { return Ok(ExitCode::from(1)) };
+        let Some((c, spec)) = self.config.compile_spec()? else { return Ok(ExitCode::from(1)) };
+        if let TargetConfig::Kubernetes { .. } = &spec.system.target {
+            return super::kubernetes::destroy(
+                &self.config.dir,
+                &c.model.system.backend,
+                &spec,
+                self.exec.auto_approve,
+            );
+        }
+        let session = Session::from_compiled(&self.config, &c, spec, "destroy")?;
         let p = plan_destroy(&session.spec, session.current.as_ref());
         print!("{}", render_text(&p));
         if !p.has_changes() {
@@ -311,7 +331,12 @@ pub struct Refresh {
 
 impl Refresh {
     pub fn run(self) -> Result<ExitCode, String> {
-        let Some(session) = Session::open(self.config, "refresh")? else { return Ok(ExitCode::from(1)) };
+        let Some((c, spec)) = self.config.compile_spec()? else { return Ok(ExitCode::from(1)) };
+        if let TargetConfig::Kubernetes { .. } = &spec.system.target {
+            println!("Nothing to refresh: for the kubernetes target, the manifest folder is the record (`mlops plan` compares it).");
+            return Ok(ExitCode::SUCCESS);
+        }
+        let session = Session::from_compiled(&self.config, &c, spec, "refresh")?;
         let Some(mut s) = session.current.clone() else {
             println!("No state yet in {}: nothing to refresh.", session.backend.describe());
             return Ok(ExitCode::SUCCESS);

@@ -73,7 +73,10 @@ impl Diff {
     /// rather than failing the base as undeclared.
     fn compile_base(&self, dir: &Path, root: &Path, base: &Base) -> Result<SystemSpec, String> {
         let mut vars = self.config.variables()?;
-        let mut c = mlops_compiler::compile(dir, &Options { vars: vars.clone(), display_base: Some(root.into()) });
+        let mut c = mlops_compiler::compile(
+            dir,
+            &Options { vars: vars.clone(), display_base: Some(root.into()), kubernetes: None },
+        );
         if c.spec.is_none() {
             let declared: Vec<&str> = c.model.variables.iter().map(|v| v.name.as_str()).collect();
             let undeclared: Vec<String> = vars.keys().filter(|k| !declared.contains(&k.as_str())).cloned().collect();
@@ -86,7 +89,7 @@ impl Diff {
                     if undeclared.len() == 1 { "that value" } else { "those values" }
                 );
                 vars.retain(|k, _| !undeclared.contains(k));
-                c = mlops_compiler::compile(dir, &Options { vars, display_base: Some(root.into()) });
+                c = mlops_compiler::compile(dir, &Options { vars, display_base: Some(root.into()), kubernetes: None });
             }
         }
         match c.spec.take() {

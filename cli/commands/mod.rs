@@ -10,6 +10,7 @@ mod drift_report;
 mod events;
 mod fmt;
 mod graph;
+mod kubernetes;
 mod materialize;
 mod models;
 mod output;
@@ -46,6 +47,8 @@ enum Command {
     Graph(graph::GraphCmd),
     /// Compile a configuration to its SystemSpec (JSON).
     Compile(compile::CompileCmd),
+    /// Generate Kubernetes manifests (and a kustomization.yaml) into a folder.
+    Build(kubernetes::Build),
     /// Print the JSON Schema (or the Markdown reference) of the language.
     Schema(schema::SchemaCmd),
     /// Materialise feature views into the offline and online stores.
@@ -92,6 +95,7 @@ impl Cli {
             Command::Fmt(c) => c.run(),
             Command::Graph(c) => c.run(),
             Command::Compile(c) => c.run(),
+            Command::Build(c) => c.run(),
             Command::Schema(c) => c.run(),
             Command::Materialize(c) => c.run(),
             Command::Train(c) => c.run(),
@@ -206,7 +210,16 @@ impl ConfigArgs {
 
     /// Compiles the configuration with its variables.
     pub fn compile(&self) -> Result<Compilation, String> {
-        let options = Options { vars: self.variables()?, display_base: std::env::current_dir().ok() };
+        self.compile_with(None)
+    }
+
+    /// Compiles the configuration with its variables, for the kubernetes target if `kubernetes`
+    /// is given.
+    pub fn compile_with(
+        &self,
+        kubernetes: Option<mlops_compiler::compile::KubernetesOverride>,
+    ) -> Result<Compilation, String> {
+        let options = Options { vars: self.variables()?, display_base: std::env::current_dir().ok(), kubernetes };
         Ok(mlops_compiler::compile(&self.dir, &options))
     }
 

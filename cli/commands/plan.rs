@@ -66,6 +66,14 @@ pub struct PlanCmd {
 impl PlanCmd {
     pub fn run(self) -> Result<ExitCode, String> {
         let Some((c, spec)) = self.config.compile_spec()? else { return Ok(ExitCode::from(1)) };
+        if let Target::Kubernetes { .. } = &spec.system.target {
+            if self.out.is_some() || self.destroy || self.refresh_only || self.json || self.format != PlanFormat::Text {
+                return Err("for the kubernetes target, plan shows the manifests that would change, as text; \
+                            --out, --destroy, --refresh-only, --json and --format are not supported there yet"
+                    .into());
+            }
+            return super::kubernetes::plan(&self.config.dir, &spec, self.detailed_exitcode);
+        }
         let backend = state::open(&self.config.dir, &c.model.system.backend).map_err(|e| e.to_string())?;
         let mut current = backend.read().map_err(|e| e.to_string())?;
         // Refresh reads the world, never writes the state; a target that cannot run here (the

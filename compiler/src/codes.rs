@@ -138,4 +138,12 @@ codes! {
     UNUSED_VARIABLE = "mlops::lint::unused_variable";
     /// The dependency graph has a cycle.
     CYCLE = "mlops::graph::cycle";
+    /// A name that cannot become a Kubernetes object name or namespace.
+    KUBERNETES_NAME = "mlops::kubernetes::invalid_name";
+    /// Two resources that would become the same Kubernetes object.
+    KUBERNETES_NAME_COLLISION = "mlops::kubernetes::name_collision";
+    /// The kubernetes target has no usable runtime image.
+    KUBERNETES_IMAGE = "mlops::kubernetes::missing_image";
+    /// A setting the kubernetes target does not support yet.
+    KUBERNETES_UNSUPPORTED = "mlops::kubernetes::unsupported";
 }

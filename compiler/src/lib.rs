@@ -14,6 +14,7 @@ pub mod check;
 pub mod codes;
 pub mod compile;
 pub mod diagnostic;
+pub mod emit;
 pub mod eval;
 pub mod featexpr;
 pub mod format;

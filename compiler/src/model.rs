@@ -72,6 +72,9 @@ pub enum Target {
         gpu_nodes: bool,
         /// Emit ServiceMonitors.
         service_monitor: bool,
+        /// Folder `mlops apply` writes the manifests to, relative to the configuration.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        out: Option<String>,
     },
 }
 
@@ -801,6 +804,7 @@ pub fn system(node: Option<&Node>, default_name: &str) -> System {
             object_store: s(t, "object_store"),
             gpu_nodes: t.bool("gpu_nodes").unwrap_or(false),
             service_monitor: t.bool("service_monitor").unwrap_or(false),
+            out: s(t, "out"),
         },
         Some(t) => Target::Local {
             address: s_or(t, "address", "127.0.0.1:8080"),

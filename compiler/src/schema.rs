@@ -290,6 +290,10 @@ static TARGET_KUBERNETES: BlockSchema = BlockSchema {
         attr("object_store", Ty::String, "Object-store URL for models and stores instead of a volume."),
         with_default(attr("gpu_nodes", Ty::Bool, "Does the cluster have GPU nodes (`nvidia.com/gpu`)?"), "false"),
         with_default(attr("service_monitor", Ty::Bool, "Emit Prometheus-operator ServiceMonitors."), "false"),
+        with_default(
+            attr("out", Ty::String, "Folder `mlops apply` writes the manifests to, relative to the configuration."),
+            ".mlops/kubernetes",
+        ),
     ],
     ..block("kubernetes", "Generate Kubernetes manifests that run the same runtime image.")
 };

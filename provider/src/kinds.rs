@@ -276,7 +276,11 @@ impl Sys {
             for (a, text) in &blocks {
                 write(&format!("{a}{}", mlops_compiler::parse::EXTENSION), text)?;
             }
-            let options = mlops_compiler::Options { vars: Default::default(), display_base: Some(scratch.clone()) };
+            let options = mlops_compiler::Options {
+                vars: Default::default(),
+                display_base: Some(scratch.clone()),
+                kubernetes: None,
+            };
             let c = mlops_compiler::compile(&scratch, &options);
             let mut errors = Vec::new();
             let mut warnings = Vec::new();

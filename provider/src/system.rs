@@ -166,7 +166,7 @@ pub struct System {
 /// Compiles `input`'s directory: the spec, or the compiler's diagnostics for Terraform.
 pub fn compile(input: &Input, settings: &Settings) -> Result<(SystemSpec, Vec<Diag>), Vec<Diag>> {
     let vars = input.variables.iter().map(|(k, v)| (k.clone(), Value::parse_literal(v))).collect();
-    let options = mlops_compiler::Options { vars, display_base: Some(input.dir.clone()) };
+    let options = mlops_compiler::Options { vars, display_base: Some(input.dir.clone()), kubernetes: None };
     if !input.dir.is_dir() {
         return Err(vec![Diag::error(format!("{} is not a directory", input.dir.display()))
             .detail("`dir` names the directory of the system's *.mlops.hcl files.")

@@ -5,6 +5,7 @@
 //! mistake is reported once.
 
 mod data;
+mod kubernetes;
 mod lint;
 mod ml;
 mod references;
@@ -18,4 +19,5 @@ pub fn check(model: &Model, diags: &mut Diagnostics) {
     data::check(model, diags);
     ml::check(model, diags);
     lint::check(model, diags);
+    kubernetes::check(model, diags);
 }

@@ -34,6 +34,9 @@ pub struct Options {
     pub vars: IndexMap<String, Value>,
     /// File names in diagnostics are shown relative to this directory (default: as given).
     pub display_base: Option<PathBuf>,
+    /// Compile for the kubernetes target whatever the configuration declares
+    /// (`mlops build --target kubernetes`), with these settings on top of the declared ones.
+    pub kubernetes: Option<crate::compile::KubernetesOverride>,
 }
 
 /// One instance of a resource block.

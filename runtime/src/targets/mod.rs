@@ -3,8 +3,10 @@
 //! produced (model version, watermark …), or the drift refresh found.
 //!
 //! One trait, [`Target`]; the `local` target ([`local::LocalTarget`], the embedded default)
-//! runs the runtime on this machine. The `kubernetes` target arrives with the manifests.
+//! runs the runtime on this machine. The `kubernetes` target is not applied resource by
+//! resource: [`kubernetes`] plans and writes the whole system as a folder of manifests.
 
+pub mod kubernetes;
 pub mod local;
 
 use std::collections::BTreeMap;
@@ -90,7 +92,7 @@ pub fn open(root: &Path, spec: &SystemSpec, options: TargetOptions) -> Result<Bo
     match &spec.system.target {
         TargetConfig::Local { .. } => Ok(Box::new(local::LocalTarget::new(root, spec, options))),
         TargetConfig::Kubernetes { .. } => Err(TargetError(
-            "the kubernetes target cannot be applied yet (its manifests are not built); use target \"local\"".into(),
+            "the kubernetes target is applied as a whole, as manifests (`mlops plan` / `mlops apply` write them; `kubectl apply -k` runs them), not resource by resource".into(),
         )),
     }
 }

@@ -1,0 +1,127 @@
+//! Kubernetes manifests: every example's are snapshotted (compiled for the kubernetes target, as
+//! `mlops build --target kubernetes --image …` does for the examples that declare the local
+//! one), generated twice to the same bytes, and hold the contract with the runtime (the spec
+//! ConfigMap is the compiled spec, names and labels follow the conventions). Their validity
+//! against Kubernetes' own schemas is checked by `tests/kubernetes_cli.rs` at the workspace root.
+
+use mlops_compiler::compile::KubernetesOverride;
+use mlops_compiler::emit::kubernetes::{emit, Manifest};
+use mlops_compiler::spec::SystemSpec;
+use mlops_compiler::{compile, Options};
+use std::path::{Path, PathBuf};
+
+/// The image the snapshots are generated with.
+const IMAGE: &str = "ghcr.io/example/mlops-runtime:0.1.0";
+
+fn root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
+}
+
+fn examples() -> Vec<PathBuf> {
+    let mut v: Vec<PathBuf> = std::fs::read_dir(root().join("examples"))
+        .unwrap()
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| mlops_compiler::parse::config_files(p).is_ok_and(|f| !f.is_empty()))
+        .collect();
+    v.sort();
+    v
+}
+
+fn compile_for_kubernetes(dir: &Path) -> SystemSpec {
+    let options = Options {
+        display_base: Some(root()),
+        kubernetes: Some(KubernetesOverride { image: Some(IMAGE.into()), namespace: None }),
+        ..Options::default()
+    };
+    let c = compile(dir, &options);
+    assert!(!c.diagnostics.has_errors(), "{}: {}", dir.display(), c.diagnostics.render(&c.sources, false));
+    c.spec.expect("no errors")
+}
+
+fn joined(manifests: &[Manifest]) -> String {
+    manifests.iter().map(|m| format!("## {}\n{}", m.path, m.content)).collect::<Vec<_>>().join("\n")
+}
+
+#[test]
+fn every_example_has_snapshotted_manifests() {
+    for dir in examples() {
+        let name = dir.file_name().unwrap().to_string_lossy().into_owned();
+        let spec = compile_for_kubernetes(&dir);
+        let manifests = emit(&spec).unwrap_or_else(|e| panic!("{name}: {e}"));
+        assert_eq!(manifests, emit(&compile_for_kubernetes(&dir)).unwrap(), "{name}: not deterministic");
+        let paths: Vec<&str> = manifests.iter().map(|m| m.path.as_str()).collect();
+        let mut sorted = paths.clone();
+        sorted.sort();
+        assert_eq!(paths.last(), Some(&"kustomization.yaml"), "{name}");
+        sorted.retain(|p| *p != "kustomization.yaml");
+        assert_eq!(&paths[..paths.len() - 1], &sorted[..], "{name}: objects are sorted by file name");
+        insta::assert_snapshot!(format!("kubernetes_{name}"), joined(&manifests));
+    }
+}
+
+#[test]
+fn the_spec_configmap_holds_the_compiled_spec_and_its_hash() {
+    let spec = compile_for_kubernetes(&root().join("examples/fraud-detection"));
+    let manifests = emit(&spec).unwrap();
+    let cm = manifests.iter().find(|m| m.kind == "ConfigMap").unwrap();
+    assert_eq!(cm.name, "fraud-detection-spec");
+    // The literal block holds the spec's lines indented by four spaces.
+    let indented: String = spec.to_json().lines().map(|l| format!("    {l}\n")).collect();
+    assert!(cm.content.contains(&format!("  \"spec.json\": |\n{indented}")), "{}", cm.content);
+    let deployment = manifests.iter().find(|m| m.path == "deployment-fraud-detection-fraud-api.yaml").unwrap();
+    let sha = sha256(spec.to_json().as_bytes());
+    assert!(deployment.content.contains(&format!("\"mlops.dev/spec-sha256\": \"{sha}\"")));
+    assert!(deployment.content.contains(r#"- "module.fraud.endpoint.api""#));
+}
+
+#[test]
+fn a_training_job_is_renamed_only_when_its_run_changes() {
+    let dir = root().join("examples/fraud-detection");
+    let job_name = |spec: &SystemSpec| emit(spec).unwrap().into_iter().find(|m| m.kind == "Job").unwrap().name;
+    let spec = compile_for_kubernetes(&dir);
+    let before = job_name(&spec);
+    assert!(before.starts_with("fraud-detection-fraud-model-"), "{before}");
+    // Another endpoint replica count: the spec changes, the training run does not.
+    let mut other = spec.clone();
+    for r in &mut other.resources {
+        if let mlops_compiler::model::Config::Endpoint(e) = &mut r.config {
+            e.replicas += 1;
+            r.hash = mlops_compiler::spec::config_hash(&r.config);
+        }
+    }
+    assert_eq!(job_name(&other), before);
+    // A training parameter: a new run.
+    let mut retrain = spec.clone();
+    for r in &mut retrain.resources {
+        if let mlops_compiler::model::Config::TrainingJob(j) = &mut r.config {
+            j.rounds += 1;
+            r.hash = mlops_compiler::spec::config_hash(&r.config);
+        }
+    }
+    assert_ne!(job_name(&retrain), before);
+}
+
+#[test]
+fn user_strings_cannot_break_the_yaml() {
+    let mut spec = compile_for_kubernetes(&root().join("examples/fraud-detection"));
+    if let mlops_compiler::model::Target::Kubernetes { image, .. } = &mut spec.system.target {
+        *image = "evil\"\n  injected: true\u{2028}#".into();
+    }
+    let manifests = emit(&spec).unwrap();
+    let d = manifests.iter().find(|m| m.kind == "Deployment").unwrap();
+    assert!(d.content.contains(r#"image: "evil\"\n  injected: true\u2028#""#), "{}", d.content);
+    assert!(!d.content.contains("\n  injected"));
+}
+
+#[test]
+fn a_local_target_is_not_emitted() {
+    let options = Options { display_base: Some(root()), ..Options::default() };
+    let c = compile(&root().join("examples/fraud-detection"), &options);
+    let err = emit(&c.spec.unwrap()).unwrap_err();
+    assert!(err.to_string().contains("--target kubernetes"), "{err}");
+}
+
+fn sha256(bytes: &[u8]) -> String {
+    use sha2::Digest;
+    sha2::Sha256::digest(bytes).iter().map(|b| format!("{b:02x}")).collect()
+}
