@@ -5,7 +5,8 @@
 # PostgreSQL's server binaries (the data-source tests start a throwaway server from them),
 # Prometheus (the serving tests start one to scrape the server), XGBoost's native library
 # with the Python package used by the interop tests, and SciPy and NumPy (the drift statistics
-# are tested against them: runtime/tests/drift_scipy.rs).
+# are tested against them: runtime/tests/drift_scipy.rs), and kubernetes-validate (the generated
+# Kubernetes manifests are checked against Kubernetes' schemas: tests/kubernetes_cli.rs).
 # Safe to run again; it only installs what is missing.
 set -euo pipefail
 
@@ -28,6 +29,10 @@ fi
 . "$(dirname "$0")/lib/pip.sh"
 if ! python3 -c "import scipy, numpy" >/dev/null 2>&1; then
   pip_install setup.sh scipy numpy
+fi
+# 1.37.x bundles the schemas of Kubernetes 1.25 to 1.37.
+if ! python3 -c "import kubernetes_validate" >/dev/null 2>&1; then
+  pip_install setup.sh 'kubernetes-validate>=1.37,<1.38'
 fi
 
 if ! command -v cargo >/dev/null 2>&1; then

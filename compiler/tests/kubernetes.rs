@@ -60,6 +60,23 @@ fn every_example_has_snapshotted_manifests() {
 }
 
 #[test]
+fn the_fixture_with_gpus_schedules_and_autoscaling_is_snapshotted() {
+    // Declares its own kubernetes target: compiled as it is.
+    let options = Options { display_base: Some(root()), ..Options::default() };
+    let c = compile(&root().join("tests/fixtures/kubernetes"), &options);
+    assert!(!c.diagnostics.has_errors(), "{}", c.diagnostics.render(&c.sources, false));
+    let manifests = emit(&c.spec.unwrap()).unwrap();
+    let kinds: std::collections::BTreeSet<&str> = manifests.iter().map(|m| m.kind.as_str()).collect();
+    for kind in ["CronJob", "HorizontalPodAutoscaler", "ServiceMonitor", "Job", "Role"] {
+        assert!(kinds.contains(kind), "no {kind}");
+    }
+    let job = manifests.iter().find(|m| m.kind == "Job").unwrap();
+    assert!(job.content.contains("\"nvidia.com/gpu\": \"1\"") && job.content.contains("key: \"nvidia.com/gpu\""));
+    assert!(job.content.contains("- name: \"DEFECT_API_TOKEN\""), "secrets come from the system's Secret");
+    insta::assert_snapshot!("kubernetes_fixture", joined(&manifests));
+}
+
+#[test]
 fn the_spec_configmap_holds_the_compiled_spec_and_its_hash() {
     let spec = compile_for_kubernetes(&root().join("examples/fraud-detection"));
     let manifests = emit(&spec).unwrap();

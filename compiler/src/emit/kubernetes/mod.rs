@@ -281,12 +281,12 @@ pub fn emit(spec: &SystemSpec) -> Result<Vec<Manifest>, EmitError> {
     out.object("serviceaccount", "ServiceAccount", &sys.workload_sa(), sa)?;
 
     let grace = |timeout_secs: f64| DRAIN_SECONDS + (timeout_secs.ceil() as u64).max(15);
-    let deployment_annotations = json!({
-        "mlops.dev/spec-sha256": sys.spec_sha256,
-        "prometheus.io/scrape": "true",
-        "prometheus.io/port": "8080",
-        "prometheus.io/path": "/metrics",
-    });
+    let deployment_annotations = json!(BTreeMap::from([
+        ("mlops.dev/spec-sha256", sys.spec_sha256.as_str()),
+        ("prometheus.io/scrape", "true"),
+        ("prometheus.io/port", "8080"),
+        ("prometheus.io/path", "/metrics"),
+    ]));
     let mut endpoint_names: BTreeMap<&str, String> = BTreeMap::new();
     for r in &spec.resources {
         match &r.config {

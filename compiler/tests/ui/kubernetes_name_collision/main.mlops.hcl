@@ -1,0 +1,97 @@
+mlops {
+  name = "churn"
+
+  target "kubernetes" {
+    image = "ghcr.io/acme/mlops-runtime:0.1.0"
+  }
+}
+
+source "events" {
+  format    = "csv"
+  path      = "data/events.csv"
+  timestamp = "event_time"
+
+  schema {
+    customer_id = "string"
+    amount      = "float"
+    churned     = "bool"
+  }
+}
+
+entity "customer" {
+  join_keys = ["customer_id"]
+}
+
+feature_view "activity" {
+  source   = source.events
+  entities = [entity.customer]
+  ttl      = "7d"
+
+  feature "amount" {
+    column = "amount"
+  }
+}
+
+training_job "churn" {
+  features = [feature_view.activity]
+  label    = source.events.columns.churned
+
+  params = {
+    objective = "binary:logistic"
+  }
+
+  gate {
+    metric = "auc"
+    min    = 0.7
+  }
+
+  resources {
+    cpu    = 2
+    memory = "4Gi"
+  }
+}
+
+endpoint "fraud_api" {
+  model = training_job.churn
+}
+
+endpoint "fraud-api" {
+  model = training_job.churn
+}
+
+endpoint "controller" {
+  model = training_job.churn
+}
+
+monitor "a" {
+  endpoint = endpoint.fraud_api
+  window   = "1h"
+
+  drift {
+    features  = ["amount"]
+    method    = "psi"
+    threshold = 0.2
+  }
+}
+
+monitor "b" {
+  endpoint = endpoint.fraud-api
+  window   = "1h"
+
+  drift {
+    features  = ["amount"]
+    method    = "psi"
+    threshold = 0.2
+  }
+}
+
+monitor "c" {
+  endpoint = endpoint.controller
+  window   = "1h"
+
+  drift {
+    features  = ["amount"]
+    method    = "psi"
+    threshold = 0.2
+  }
+}
