@@ -203,7 +203,8 @@ mod tests {
     use super::*;
 
     fn m(path: &str, content: &str) -> Manifest {
-        Manifest { path: path.into(), kind: "ConfigMap".into(), name: path.into(), content: content.into() }
+        let name = path.trim_end_matches(".yaml").into();
+        Manifest { path: path.into(), kind: "ConfigMap".into(), name, content: content.into() }
     }
 
     #[test]

@@ -179,7 +179,7 @@ impl Res {
 /// A CPU count as a Kubernetes quantity: whole cores as such, fractions in millicores.
 fn cpu_quantity(cpu: f64) -> String {
     let milli = (cpu * 1000.0).round().max(1.0) as u64;
-    if milli % 1000 == 0 {
+    if milli.is_multiple_of(1000) {
         (milli / 1000).to_string()
     } else {
         format!("{milli}m")

@@ -166,6 +166,7 @@ mod tests {
     #[test]
     fn object_names_count_what_is_appended() {
         assert_eq!(object("s", "job", 9, 63).unwrap(), "s-job");
-        assert!(object(&"s".repeat(50), "job", 9, 63).is_err());
+        assert!(object(&"s".repeat(50), "job", 9, 63).is_ok());
+        assert!(object(&"s".repeat(51), "job", 9, 63).is_err());
     }
 }
