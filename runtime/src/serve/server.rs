@@ -153,6 +153,13 @@ impl RunningServer {
         self.log.as_ref().map(PredictionLog::stats)
     }
 
+    /// Answers `/readyz` with 503 from now on while still serving every request and accepting
+    /// connections: the first step of a pod's shutdown, so the Service stops sending it traffic
+    /// before [`RunningServer::shutdown`] stops accepting.
+    pub fn unready(&self) {
+        self.state.draining().store(true, Ordering::SeqCst);
+    }
+
     /// Stops accepting connections (readiness turns 503 at once), waits up to the drain
     /// timeout for requests in flight — those still running then are answered 503 — and
     /// flushes and closes the prediction log.
