@@ -481,21 +481,26 @@ fn events(data: &Path) -> Vec<Value> {
 }
 
 #[test]
-fn the_controller_watches_every_replica_and_its_retrain_reaches_them_all() {
-    // A 10 s monitor window, a retrain on 1,000 new rows, a 10 s cooldown.
+fn the_controller_watches_every_replica_and_rolls_its_retrain_out_across_them() {
+    // A 10 s monitor window, a retrain on 1,000 new rows, a 10 s cooldown; the endpoint's canary
+    // at 50 % then 100 %, 1 s a step, judged on 20 requests.
     let tree = fraud_tree("pod-controller");
     let dir = fraud_dir(&tree);
-    let model = dir.join("model.mlops.hcl");
-    let edit = |from: &str, to: &str| {
-        let text = std::fs::read_to_string(&model).unwrap();
+    let edit = |file: &Path, from: &str, to: &str| {
+        let text = std::fs::read_to_string(file).unwrap();
         assert!(text.contains(from), "{from:?}");
-        std::fs::write(&model, text.replacen(from, to, 1)).unwrap();
+        std::fs::write(file, text.replacen(from, to, 1)).unwrap();
     };
-    edit("window      = \"1h\"", "window      = \"10s\"");
-    edit("min_samples = 500", "min_samples = 40");
-    edit("  schedule = \"0 3 * * *\"\n", "");
-    edit("cooldown = \"6h\"", "cooldown = \"10s\"");
-    edit("  budget {", "  new_data {\n    source = source.transactions\n    rows   = 1000\n  }\n\n  budget {");
+    let model = dir.join("model.mlops.hcl");
+    edit(&model, "window      = \"1h\"", "window      = \"10s\"");
+    edit(&model, "min_samples = 500", "min_samples = 40");
+    edit(&model, "  schedule = \"0 3 * * *\"\n", "");
+    edit(&model, "cooldown = \"6h\"", "cooldown = \"10s\"");
+    edit(&model, "  budget {", "  new_data {\n    source = source.transactions\n    rows   = 1000\n  }\n\n  budget {");
+    edit(&model, "  min_auc   = 0.85\n", "  min_auc   = 0.85\n  canary_steps = [50, 100]\n");
+    let module = tree.path().join("modules/tabular-classifier/main.mlops.hcl");
+    edit(&module, "interval = \"10m\"", "interval = \"1s\"");
+    edit(&module, "above  = 0.02", "above  = 0.02\n      min_requests = 20");
     let spec = compile_into(&tree, &dir);
     let p = Pod { spec, root: dir.clone(), data: tree.path().join("volume"), tree };
     train(&p);
@@ -545,14 +550,18 @@ fn the_controller_watches_every_replica_and_its_retrain_reaches_them_all() {
         let ended = all
             .iter()
             .filter(|e| {
-                ["candidate_rejected", "retrain_failed", "promoted"].contains(&e["kind"].as_str().unwrap_or(""))
+                ["candidate_rejected", "retrain_failed", "promoted", "rolled_back"]
+                    .contains(&e["kind"].as_str().unwrap_or(""))
             })
             .count();
         ended >= started
     });
     assert!(settled, "{}", controller.stderr());
-    // New rows arrive: the controller retrains in its own process and promotes in the registry;
-    // both replicas pick the new version up.
+
+    // Traffic on both replicas from here on: the canary is judged on what they both count.
+    let loads = ports.map(|port| Load::start(port, 2, ROW));
+    // New rows arrive: the controller retrains in its own process and rolls the candidate out
+    // across both replicas; the last step promotes it in the registry.
     let csv = dir.join("data/transactions.csv");
     let text = std::fs::read_to_string(&csv).unwrap();
     let lines: Vec<&str> = text.lines().collect();
@@ -567,17 +576,51 @@ fn the_controller_watches_every_replica_and_its_retrain_reaches_them_all() {
     // Renamed into place: a reader never sees half the file.
     std::fs::write(csv.with_extension("tmp"), more).unwrap();
     std::fs::rename(csv.with_extension("tmp"), &csv).unwrap();
-    let promoted = wait_until(120, || events(&p.data).iter().any(|e| e["kind"] == "promoted"));
+    let rollout_file = p.data.join("rollouts/module.fraud.api.json");
+    let mut stepping = None;
+    let promoted = wait_until(120, || {
+        if let Some(r) =
+            std::fs::read_to_string(&rollout_file).ok().and_then(|t| serde_json::from_str::<Value>(&t).ok())
+        {
+            if r["rollout"]["phase"]["phase"] == "stepping" && stepping.is_none() {
+                // Mid-rollout, production in the registry has not moved yet.
+                let index = std::fs::read_to_string(p.data.join("registry/index.json")).unwrap();
+                stepping = Some((r, index));
+            }
+        }
+        events(&p.data).iter().any(|e| e["kind"] == "promoted")
+    });
     let all = events(&p.data);
     let kinds: Vec<&str> = all.iter().filter_map(|e| e["kind"].as_str()).collect();
     assert!(promoted, "{kinds:?}\n{}", controller.stderr());
     let version = all.iter().find(|e| e["kind"] == "promoted").unwrap()["details"]["version"].as_u64().unwrap();
     assert!(version >= 2, "{all:?}");
-    for port in ports {
+    assert!(kinds.contains(&"rollout_started"), "{kinds:?}");
+    let (r, index) = stepping.expect("the rollout file was never seen stepping");
+    assert_eq!(r["rollout"]["candidate"], version, "{r}");
+    assert_eq!(r["rollout"]["previous"], 1, "{r}");
+    let index: Value = serde_json::from_str(&index).unwrap();
+    assert!(index.to_string().contains("\"production\""), "{index}");
+    let stderr = controller.stderr();
+    assert!(stderr.contains(&format!("module.fraud.api: version {version} promoted on every pod")), "{stderr}");
+    for (port, agent) in ports.iter().zip(&agents) {
         let serves = wait_until(20, || {
-            http(port, "POST", PREDICT, ROW).is_some_and(|(c, b)| c == 200 && answer(&b).0 == version)
+            http(*port, "POST", PREDICT, ROW).is_some_and(|(c, b)| c == 200 && answer(&b).0 == version)
         });
         assert!(serves, "replica on {port} does not serve version {version}");
+        assert!(
+            agent.stderr().contains(&format!("version {version} takes 50% of traffic, version 1 the rest")),
+            "{}",
+            agent.stderr()
+        );
+    }
+    for load in loads {
+        load.wait_answers(10);
+        let outcomes = load.finish();
+        let failures: Vec<&String> = outcomes.iter().filter_map(|(_, o)| o.as_ref().err()).collect();
+        assert!(failures.is_empty(), "{failures:?}");
+        let versions: std::collections::BTreeSet<u64> = outcomes.iter().filter_map(|(_, o)| o.clone().ok()).collect();
+        assert!(versions.contains(&1) && versions.contains(&version), "{versions:?}");
     }
     let (code, metrics) = http(control_port, "GET", "/metrics", "").unwrap();
     assert_eq!(code, 200);

@@ -6,22 +6,26 @@
 //! `<data dir>/events/` — and `/healthz`, `/readyz`, `/metrics` (the loop's events and the
 //! monitors' values) on the address.
 //!
-//! An accepted candidate is promoted in the registry ([`RegistryRollouts`]); every serving pod
-//! follows the registry's production version and switches to it within its poll interval. That
-//! switch is immediate: a canary across pods is not built yet.
+//! An accepted candidate rolls out through its endpoint's `rollout` block across every serving
+//! pod ([`ClusterRollouts`]): the controller steps it, the replicas split their traffic as it
+//! publishes, the rollback rule is judged on every replica's counters, and the last step
+//! promotes the candidate in the registry, which the replicas follow.
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
-use mlops_compiler::model::Config;
+use mlops_compiler::model::{Config, Rollback, Rollout as RolloutConfig};
 use mlops_compiler::spec::SystemSpec;
 
 use super::controller::{Controller, MonitorRequest, PolicyRequest, RolloutPhase, Rollouts};
 use crate::registry::Registry;
+use crate::serve::cluster::{self, Baseline, SharedRollout};
 use crate::serve::control::endpoint_name;
+use crate::serve::external::{self, QueryVars};
+use crate::serve::rollout::{is_external, Decision, Phase, Rollout};
 use crate::serve::server::{Server, ServerOptions};
 use crate::serve::Endpoints;
 
@@ -43,49 +47,179 @@ pub struct ControllerOptions {
 #[error("{0}")]
 pub struct ControllerError(pub String);
 
-/// Rollouts through the registry: serving pods follow its production version, so rolling a
-/// candidate out is promoting it there (immediately, on every replica).
+/// Rollouts across the serving pods ([`crate::serve::cluster`]): the controller steps each
+/// endpoint's [`Rollout`] as its `rollout` block says, publishes it in `rollouts/<endpoint>.json`
+/// for the replicas to split their traffic, judges the rollback rule on the counters every pod
+/// publishes, and promotes the candidate in the registry when the last step passes.
 #[derive(Debug)]
-pub struct RegistryRollouts {
+pub struct ClusterRollouts {
     data_dir: PathBuf,
-    /// Endpoint name → the job it serves.
-    jobs: HashMap<String, String>,
+    /// Endpoint name → (the job it serves, its rollout block).
+    endpoints: HashMap<String, (String, RolloutConfig)>,
+    /// Per endpoint: every pod's counters when the current step began.
+    bases: Mutex<HashMap<String, Baseline>>,
+    /// Per endpoint: the last read of an external rollback metric (candidate, when, value).
+    external: Mutex<HashMap<String, (u32, u64, Result<f64, String>)>>,
 }
 
-impl RegistryRollouts {
-    /// The rollouts of `spec`'s endpoints, through the registry under `data_dir`.
-    pub fn new(spec: &SystemSpec, data_dir: &Path) -> RegistryRollouts {
-        let jobs = spec
+impl ClusterRollouts {
+    /// The rollouts of `spec`'s endpoints, through the files and registry under `data_dir`.
+    pub fn new(spec: &SystemSpec, data_dir: &Path) -> ClusterRollouts {
+        let endpoints = spec
             .resources
             .iter()
             .filter_map(|r| match &r.config {
-                Config::Endpoint(e) => Some((endpoint_name(&r.address), e.model.clone())),
+                Config::Endpoint(e) => Some((endpoint_name(&r.address), (e.model.clone(), e.rollout.clone()))),
                 _ => None,
             })
             .collect();
-        RegistryRollouts { data_dir: data_dir.to_path_buf(), jobs }
+        ClusterRollouts {
+            data_dir: data_dir.to_path_buf(),
+            endpoints,
+            bases: Mutex::default(),
+            external: Mutex::default(),
+        }
     }
 
     fn registry(&self) -> Result<Registry, String> {
         Registry::open(self.data_dir.join("registry")).map_err(|e| e.to_string())
     }
 
-    fn job(&self, endpoint: &str) -> Result<&str, String> {
-        self.jobs.get(endpoint).map(String::as_str).ok_or_else(|| format!("no endpoint named `{endpoint}`"))
+    fn endpoint(&self, name: &str) -> Result<&(String, RolloutConfig), String> {
+        self.endpoints.get(name).ok_or_else(|| format!("no endpoint named `{name}`"))
+    }
+
+    fn reset_base(&self, endpoint: &str) {
+        let base = cluster::baseline(&cluster::read_stats(&self.data_dir, endpoint));
+        self.bases.lock().unwrap_or_else(PoisonError::into_inner).insert(endpoint.to_string(), base);
+    }
+
+    fn publish(&self, endpoint: &str, job: &str, rollout: &Rollout) -> Result<(), String> {
+        let shared = SharedRollout { endpoint: endpoint.to_string(), job: job.to_string(), rollout: rollout.clone() };
+        cluster::write_rollout(&self.data_dir, &shared)
+            .map_err(|e| format!("cannot publish the rollout of {endpoint}: {e}"))
+    }
+
+    /// The external rollback metrics due for a read: (endpoint, rule, candidate, previous).
+    pub fn due_external(&self, now: u64) -> Vec<(String, Rollback, u32, Option<u32>)> {
+        let read = self.external.lock().unwrap_or_else(PoisonError::into_inner);
+        self.endpoints
+            .keys()
+            .filter_map(|name| {
+                let r = cluster::read_rollout(&self.data_dir, name)?.rollout;
+                let rule = r.rule.clone().filter(|rule| !r.finished() && is_external(rule))?;
+                let fresh =
+                    read.get(name).is_some_and(|(c, at, _)| *c == r.candidate && now.saturating_sub(*at) < 1000);
+                (!fresh).then(|| (name.clone(), rule, r.candidate, r.previous))
+            })
+            .collect()
+    }
+
+    /// Records an external metric read for `endpoint`'s candidate.
+    pub fn record_external(&self, endpoint: &str, candidate: u32, value: Result<f64, String>) {
+        let mut read = self.external.lock().unwrap_or_else(PoisonError::into_inner);
+        if let Err(e) = &value {
+            if read.get(endpoint).is_none_or(|(_, _, before)| before.as_ref().err() != Some(e)) {
+                log(&format!("{endpoint}: cannot read the rollback metric, the step waits: {e}"));
+            }
+        }
+        read.insert(endpoint.to_string(), (candidate, now_ms(), value));
+    }
+
+    /// Steps every rollout in progress at `now` (blocking: reads the pods' counters and the
+    /// registry, writes the rollout file).
+    pub fn drive(&self, now: u64) {
+        for (name, (job, _)) in &self.endpoints {
+            let Some(shared) = cluster::read_rollout(&self.data_dir, name) else { continue };
+            let mut r = shared.rollout;
+            if r.finished() {
+                continue;
+            }
+            let production = self.registry().and_then(|reg| reg.production(job).map_err(|e| e.to_string()));
+            let decision = match production {
+                Err(e) => {
+                    log(&format!("error: {name}: cannot read the registry, the rollout waits: {e}"));
+                    continue;
+                }
+                // Someone else moved production (a training Job with --promote): the replicas
+                // follow it, and this rollout is over.
+                Ok(p)
+                    if p.as_ref().map(|p| p.version) != r.previous
+                        && p.as_ref().map(|p| p.version) != Some(r.candidate) =>
+                {
+                    let now_serving = p.map_or_else(|| "none".to_string(), |p| p.version.to_string());
+                    r.abort(&format!("production moved to version {now_serving} outside the rollout"))
+                }
+                Ok(_) => {
+                    let base = self.bases.lock().unwrap_or_else(PoisonError::into_inner).get(name).cloned();
+                    let base = match base {
+                        Some(b) => b,
+                        None => {
+                            // A controller that restarted mid-step measures from now.
+                            self.reset_base(name);
+                            continue;
+                        }
+                    };
+                    let mut window = cluster::window(&cluster::read_stats(&self.data_dir, name), &base, &r);
+                    let started = r.step_started().unwrap_or(0);
+                    window.external = self
+                        .external
+                        .lock()
+                        .unwrap_or_else(PoisonError::into_inner)
+                        .get(name)
+                        .filter(|(c, at, _)| *c == r.candidate && *at >= started)
+                        .map(|(_, _, v)| v.clone());
+                    r.evaluate(now, &window)
+                }
+            };
+            let result = match &decision {
+                Decision::Hold => continue,
+                Decision::Weights { candidate } => {
+                    self.reset_base(name);
+                    log(&format!("{name}: version {} takes {candidate}% of traffic on every pod", r.candidate));
+                    self.publish(name, job, &r)
+                }
+                // Production moves first: replicas then serve the candidate whatever the file says.
+                Decision::Promote => self.registry().and_then(|reg| {
+                    reg.promote(job, r.candidate, false).map_err(|e| e.to_string())?;
+                    log(&format!("{name}: version {} promoted on every pod", r.candidate));
+                    self.publish(name, job, &r)
+                }),
+                Decision::Rollback { reason } => {
+                    log(&format!("{name}: version {} rolled back on every pod: {reason}", r.candidate));
+                    self.publish(name, job, &r)
+                }
+            };
+            if let Err(e) = result {
+                log(&format!("error: {name}: {e}"));
+            }
+        }
     }
 }
 
-impl Rollouts for RegistryRollouts {
+impl Rollouts for ClusterRollouts {
     fn roll_out(&self, endpoint: &str, version: u32) -> Result<(), String> {
-        let job = self.job(endpoint)?;
-        self.registry()?.promote(job, version, false).map_err(|e| e.to_string())?;
+        let (job, config) = self.endpoint(endpoint)?;
+        let registry = self.registry()?;
+        let production = registry.production(job).map_err(|e| e.to_string())?.map(|p| p.version);
+        let (rollout, decision) = Rollout::start(config, version, production, now_ms());
+        if decision == Decision::Promote {
+            registry.promote(job, version, false).map_err(|e| e.to_string())?;
+        }
+        self.reset_base(endpoint);
+        self.publish(endpoint, job, &rollout)?;
+        log(&format!("{endpoint}: {}", rollout.describe(now_ms(), &Default::default())));
         Ok(())
     }
 
     fn rollout(&self, endpoint: &str) -> Option<(u32, RolloutPhase)> {
-        let job = self.job(endpoint).ok()?;
-        let production = self.registry().ok()?.production(job).ok()??;
-        Some((production.version, RolloutPhase::Promoted))
+        let r = cluster::read_rollout(&self.data_dir, endpoint)?.rollout;
+        let phase = match r.phase {
+            Phase::Stepping { .. } => RolloutPhase::InProgress,
+            Phase::Promoted => RolloutPhase::Promoted,
+            Phase::RolledBack { reason } => RolloutPhase::RolledBack(reason),
+        };
+        Some((r.candidate, phase))
     }
 }
 
@@ -145,7 +279,8 @@ pub async fn run(
     };
     let controller = Arc::new(controller);
     let (monitors, policies) = sync(&controller, &options.spec, &options.root).map_err(ControllerError)?;
-    let rollouts: Arc<dyn Rollouts> = Arc::new(RegistryRollouts::new(&options.spec, &options.data_dir));
+    let cluster = Arc::new(ClusterRollouts::new(&options.spec, &options.data_dir));
+    let rollouts: Arc<dyn Rollouts> = cluster.clone();
     endpoints.set_ready(true);
     let server = Server::start(options.address, endpoints, ServerOptions::default())
         .await
@@ -162,10 +297,21 @@ pub async fn run(
         tokio::spawn(async move {
             let mut tick = tokio::time::interval(Duration::from_secs(1));
             tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            let http = reqwest::Client::new();
             loop {
                 tick.tick().await;
-                let (c, rollouts) = (controller.clone(), rollouts.clone());
-                let _ = tokio::task::spawn_blocking(move || c.tick(&rollouts, now_ms())).await;
+                // External rollback metrics first, without blocking a thread on them.
+                for (name, rule, candidate, previous) in cluster.due_external(now_ms()) {
+                    let vars = QueryVars { endpoint: &name, candidate, previous };
+                    let value = external::read(&http, &rule, &vars).await;
+                    cluster.record_external(&name, candidate, value);
+                }
+                let (c, rollouts, cluster) = (controller.clone(), rollouts.clone(), cluster.clone());
+                let _ = tokio::task::spawn_blocking(move || {
+                    cluster.drive(now_ms());
+                    c.tick(&rollouts, now_ms());
+                })
+                .await;
             }
         })
     };

@@ -109,6 +109,22 @@ struct Managed {
     models: BTreeMap<u32, Arc<ServingModel>>,
 }
 
+impl Managed {
+    /// A new endpoint, serving nothing yet.
+    fn new(request: DeployRequest) -> Managed {
+        Managed {
+            request,
+            stable: None,
+            rollout: None,
+            base: Counters::default(),
+            base_previous_scores: Vec::new(),
+            external: None,
+            online_written: Vec::new(),
+            models: BTreeMap::new(),
+        }
+    }
+}
+
 /// A version's counters at one moment.
 #[derive(Debug, Clone, Default)]
 struct Counters {
@@ -126,7 +142,7 @@ const EXTERNAL_READ_EVERY_MS: u64 = 1000;
 /// Population stability index of `current`'s score buckets against `reference`'s (the drift
 /// statistics' [`psi`](crate::monitor::drift::psi), empty buckets at its ε); `None` while
 /// either has no observation.
-fn score_psi(reference: &[u64], current: &[u64]) -> Option<f64> {
+pub(crate) fn score_psi(reference: &[u64], current: &[u64]) -> Option<f64> {
     let seen = |c: &[u64]| c.iter().any(|n| *n > 0);
     (seen(reference) && seen(current) && reference.len() == current.len())
         .then(|| crate::monitor::drift::psi(reference, current))
@@ -153,8 +169,11 @@ struct Control {
     http: reqwest::Client,
     /// Runs the monitors and retrain policies (none in a pod: the controller runs apart).
     controller: Option<Arc<Controller>>,
-    /// Keep the endpoints in `endpoints.json` (not in a pod: replicas share the directory).
-    persistent: bool,
+    /// In a pod: nothing persisted (replicas share the directory), rollouts are the
+    /// controller's ([`super::cluster`]), counters are published for it.
+    in_pod: bool,
+    /// When this process started, Unix milliseconds (its counters count from then).
+    started_ms: u64,
 }
 
 /// One line to the agent's standard error (`agent.log` when apply started it): what it did to
@@ -387,7 +406,7 @@ impl Control {
     }
 
     fn persist_now(&self, state: &Persisted) {
-        if !self.persistent {
+        if self.in_pod {
             return;
         }
         let path = agent_dir(&self.data_dir).join("endpoints.json");
@@ -492,16 +511,7 @@ async fn put_endpoint(
 /// The endpoint after deploying `request` over what `existing` serves.
 fn deploy(c: &Control, name: &str, existing: Option<Managed>, request: DeployRequest) -> Result<Managed, String> {
     let version = request.version;
-    let mut m = existing.unwrap_or_else(|| Managed {
-        request: request.clone(),
-        stable: None,
-        rollout: None,
-        base: Counters::default(),
-        base_previous_scores: Vec::new(),
-        external: None,
-        online_written: Vec::new(),
-        models: BTreeMap::new(),
-    });
+    let mut m = existing.unwrap_or_else(|| Managed::new(request.clone()));
     let target = m.rollout.as_ref().filter(|r| !matches!(r.phase, Phase::RolledBack { .. })).map(|r| r.candidate);
     let same = target == Some(version) || (m.rollout.is_none() && m.stable == Some(version));
     m.request = request;
@@ -659,7 +669,8 @@ async fn drive(c: &Shared) {
     let names: Vec<String> = state.endpoints.keys().cloned().collect();
     for name in names {
         let Some(m) = state.endpoints.get_mut(&name) else { continue };
-        if m.rollout.as_ref().is_none_or(Rollout::finished) {
+        // In a pod the controller steps the rollout for every replica (see `follow_production`).
+        if c.in_pod || m.rollout.as_ref().is_none_or(Rollout::finished) {
             continue;
         }
         let window = c.window(&name, m);
@@ -809,7 +820,8 @@ pub async fn run(options: AgentOptions, shutdown: impl std::future::Future<Outpu
         address: options.address.to_string(),
         http: reqwest::Client::new(),
         controller: (!in_pod).then(|| Arc::new(Controller::open(&options.data_dir, Some(endpoints.metrics().clone())))),
-        persistent: !in_pod,
+        in_pod,
+        started_ms: now_ms(),
     });
     {
         let c = control.clone();
@@ -933,10 +945,20 @@ async fn follow_registry(c: Shared, from: Arc<FromSpec>) {
                 Ok(Followed::Same) => {
                     said.remove(address);
                 }
+                Ok(Followed::Split { candidate, percent, base }) => {
+                    said.remove(address);
+                    log(&format!(
+                        "{name}: version {candidate} takes {percent}% of traffic, version {base} the rest (the \
+                         controller's rollout)"
+                    ));
+                }
                 Ok(Followed::Switched { job, from: before, to }) => {
                     said.remove(address);
                     match before {
                         None => log(&format!("{name}: serving version {to} of {job} (production in the registry)")),
+                        Some(v) if v == to => {
+                            log(&format!("{name}: all traffic on version {to} (production); the rollout ended"))
+                        }
                         Some(v) => log(&format!(
                             "{name}: production of {job} moved to version {to}: switched from version {v} \
                              (requests in flight finish on it)"
@@ -960,6 +982,26 @@ async fn follow_registry(c: Shared, from: Arc<FromSpec>) {
                 }
             }
         }
+        // The counters the controller judges a rollout by.
+        let written = {
+            let (c, from) = (c.clone(), from.clone());
+            tokio::task::spawn_blocking(move || {
+                for address in &from.endpoints {
+                    let name = control::endpoint_name(address);
+                    super::cluster::write_stats(&c.data_dir, &name, &pod_stats(&c, &name, &from.pod))?;
+                }
+                Ok::<(), std::io::Error>(())
+            })
+            .await
+        };
+        match written {
+            Ok(Ok(())) => said.remove("_stats"),
+            Ok(Err(e)) if !said.contains_key("_stats") => {
+                log(&format!("error: cannot write this pod's counters for the controller: {e}"));
+                said.insert("_stats".into(), e.to_string())
+            }
+            _ => None,
+        };
         if all_serve && !c.endpoints.is_ready() {
             log("ready: every endpoint serves");
             c.endpoints.set_ready(true);
@@ -969,15 +1011,20 @@ async fn follow_registry(c: Shared, from: Arc<FromSpec>) {
 
 /// What [`follow_production`] did.
 enum Followed {
-    /// The endpoint already serves the production version.
+    /// Nothing changed.
     Same,
-    /// It switched to (or first published) version `to`.
+    /// All traffic now goes to production version `to` (`from`: what served before; the same
+    /// version when a rollout over it ended).
     Switched { job: String, from: Option<u32>, to: u32 },
+    /// The controller's rollout: `candidate` takes `percent` of traffic, production `base` the
+    /// rest.
+    Split { candidate: u32, percent: f64, base: u32 },
 }
 
-/// Publishes the registry's production version of the endpoint's job when it is not what the
-/// endpoint serves (blocking: reads the registry and loads the model). In a pod the switch is
-/// immediate: replicas do not each run a canary of their own.
+/// Makes the endpoint serve what the volume says (blocking: reads the registry and the
+/// controller's rollout file, loads models): the registry's production version of its job,
+/// split with a candidate while the controller rolls one out over that version
+/// ([`super::cluster`]). Replicas never step a rollout themselves.
 fn follow_production(c: &Control, from: &FromSpec, address: &str) -> Result<Followed, String> {
     let job = match from.spec.resource(address).map(|r| &r.config) {
         Some(mlops_compiler::model::Config::Endpoint(e)) => e.model.clone(),
@@ -995,18 +1042,53 @@ fn follow_production(c: &Control, from: &FromSpec, address: &str) -> Result<Foll
         ));
     };
     let name = control::endpoint_name(address);
+    let shared = super::cluster::read_rollout(&c.data_dir, &name)
+        .map(|s| s.rollout)
+        .filter(|r| !r.finished() && r.previous == Some(production.version) && r.candidate != production.version);
+    let split = shared.as_ref().map(|r| (r.candidate, r.candidate_percent()));
     let mut state = c.state.blocking_lock();
     let existing = state.endpoints.get(&name).cloned();
     let before = existing.as_ref().and_then(|m| m.stable);
-    if before == Some(production.version) {
+    let before_split = existing
+        .as_ref()
+        .and_then(|m| m.rollout.as_ref())
+        .filter(|r| !r.finished())
+        .map(|r| (r.candidate, r.candidate_percent()));
+    if before == Some(production.version) && before_split == split {
         return Ok(Followed::Same);
     }
-    let mut request = DeployRequest::for_endpoint(&from.spec, address, &from.root, production.version)?;
-    request.spec.rollout.strategy = "immediate".into();
-    let m = deploy(c, &name, existing, request)
-        .map_err(|e| format!("cannot load version {} of {job}: {e}", production.version))?;
+    let mut m = match existing {
+        Some(m) => m,
+        None => Managed::new(DeployRequest::for_endpoint(&from.spec, address, &from.root, production.version)?),
+    };
+    m.request.version = production.version;
+    m.stable = Some(production.version);
+    m.rollout = shared;
+    let loading = split.map_or(production.version, |(candidate, _)| candidate);
+    c.publish(&name, &mut m).map_err(|e| format!("cannot load version {loading} of {job}: {e}"))?;
     state.endpoints.insert(name, m);
-    Ok(Followed::Switched { job, from: before, to: production.version })
+    Ok(match split {
+        Some((candidate, percent)) => Followed::Split { candidate, percent, base: production.version },
+        None => Followed::Switched { job, from: before, to: production.version },
+    })
+}
+
+/// This replica's counters per version of the endpoint, for the controller.
+fn pod_stats(c: &Control, name: &str, pod: &str) -> super::cluster::PodStats {
+    let versions = c
+        .endpoints
+        .snapshot()
+        .into_iter()
+        .find(|e| e.name == name)
+        .map(|e| e.versions.into_iter().map(|v| v.version).collect::<Vec<_>>())
+        .unwrap_or_default()
+        .into_iter()
+        .map(|v| {
+            let n = c.counters(name, v);
+            (v, super::cluster::VersionCounters::new(n.requests, n.errors, &n.latency, n.scores))
+        })
+        .collect();
+    super::cluster::PodStats { pod: pod.to_string(), started_ms: c.started_ms, versions }
 }
 
 /// Completes on SIGTERM or SIGINT.
