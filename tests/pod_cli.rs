@@ -480,11 +480,23 @@ fn events(data: &Path) -> Vec<Value> {
         .collect()
 }
 
-#[test]
-fn the_controller_watches_every_replica_and_rolls_its_retrain_out_across_them() {
-    // A 10 s monitor window, a retrain on 1,000 new rows, a 10 s cooldown; the endpoint's canary
-    // at 50 % then 100 %, 1 s a step, judged on 20 requests.
-    let tree = fraud_tree("pod-controller");
+/// Two serving replicas and the controller on one volume, the controller's first window judged.
+struct Cluster {
+    p: Pod,
+    dir: PathBuf,
+    ports: [u16; 2],
+    agents: [Running; 2],
+    controller: Running,
+    control_port: u16,
+}
+
+/// A 10 s monitor window, a retrain on 1,000 new rows, a 10 s cooldown; the endpoint's canary at
+/// 50 % then 100 %, 1 s a step, its rule (`rule`: (from, to) edits of the module's rollback
+/// block) judged on 20 requests. Version 1 trained, two replicas serving it, the controller
+/// started and its first window judged — on both replicas' predictions — and whatever retrain it
+/// started finished.
+fn cluster(tag: &str, rule: &[(&str, &str)]) -> Cluster {
+    let tree = fraud_tree(tag);
     let dir = fraud_dir(&tree);
     let edit = |file: &Path, from: &str, to: &str| {
         let text = std::fs::read_to_string(file).unwrap();
@@ -500,7 +512,9 @@ fn the_controller_watches_every_replica_and_rolls_its_retrain_out_across_them() 
     edit(&model, "  min_auc   = 0.85\n", "  min_auc   = 0.85\n  canary_steps = [50, 100]\n");
     let module = tree.path().join("modules/tabular-classifier/main.mlops.hcl");
     edit(&module, "interval = \"10m\"", "interval = \"1s\"");
-    edit(&module, "above  = 0.02", "above  = 0.02\n      min_requests = 20");
+    for (from, to) in rule {
+        edit(&module, from, to);
+    }
     let spec = compile_into(&tree, &dir);
     let p = Pod { spec, root: dir.clone(), data: tree.path().join("volume"), tree };
     train(&p);
@@ -557,11 +571,12 @@ fn the_controller_watches_every_replica_and_rolls_its_retrain_out_across_them() 
         ended >= started
     });
     assert!(settled, "{}", controller.stderr());
+    Cluster { p, dir, ports, agents, controller, control_port }
+}
 
-    // Traffic on both replicas from here on: the canary is judged on what they both count.
-    let loads = ports.map(|port| Load::start(port, 2, ROW));
-    // New rows arrive: the controller retrains in its own process and rolls the candidate out
-    // across both replicas; the last step promotes it in the registry.
+/// New transactions after the training data, renamed into place (a reader never sees half the
+/// file): the last 5,000 again, 60 days later, amounts ×3.
+fn append_new_rows(dir: &Path) {
     let csv = dir.join("data/transactions.csv");
     let text = std::fs::read_to_string(&csv).unwrap();
     let lines: Vec<&str> = text.lines().collect();
@@ -573,9 +588,29 @@ fn the_controller_watches_every_replica_and_rolls_its_retrain_out_across_them() 
             f[6].replacen("2026-02", "2026-04", 1).replacen("2026-03", "2026-05", 1).replacen("2026-01", "2026-03", 1);
         more.push_str(&format!("txn_new_{i},{},{:.2},{},{},{},{}\n", f[1], amount * 3.0, f[3], f[4], f[5], time));
     }
-    // Renamed into place: a reader never sees half the file.
     std::fs::write(csv.with_extension("tmp"), more).unwrap();
     std::fs::rename(csv.with_extension("tmp"), &csv).unwrap();
+}
+
+/// Stops every process of the cluster with SIGTERM: each exits 0.
+fn stop(processes: impl IntoIterator<Item = Running>) {
+    for r in processes {
+        sigterm(r.pid());
+        let done = r.finish(Duration::from_secs(30));
+        assert_eq!(done.status.code(), Some(0), "{}", done.stderr);
+    }
+}
+
+#[test]
+fn the_controller_watches_every_replica_and_rolls_its_retrain_out_across_them() {
+    let rule = [("above  = 0.02", "above  = 0.02\n      min_requests = 20")];
+    let Cluster { p, dir, ports, agents, controller, control_port } = cluster("pod-controller", &rule);
+
+    // Traffic on both replicas from here on: the canary is judged on what they both count.
+    let loads = ports.map(|port| Load::start(port, 2, ROW));
+    // New rows arrive: the controller retrains in its own process and rolls the candidate out
+    // across both replicas; the last step promotes it in the registry.
+    append_new_rows(&dir);
     let rollout_file = p.data.join("rollouts/module.fraud.api.json");
     let mut stepping = None;
     let promoted = wait_until(120, || {
@@ -626,9 +661,53 @@ fn the_controller_watches_every_replica_and_rolls_its_retrain_out_across_them() 
     assert_eq!(code, 200);
     assert!(metrics.contains("mlops_loop_events_total{kind=\"promoted\""), "{metrics}");
 
-    for r in agents.into_iter().chain([controller]) {
-        sigterm(r.pid());
-        let done = r.finish(Duration::from_secs(30));
-        assert_eq!(done.status.code(), Some(0), "{}", done.stderr);
+    stop(agents.into_iter().chain([controller]));
+}
+
+#[test]
+fn a_candidate_that_trips_its_rule_on_the_replicas_counters_is_rolled_back_on_every_pod() {
+    // Every answer takes more than 0 s: the candidate's median latency, summed over both
+    // replicas, trips the rule at the first step.
+    let rule = [
+        ("metric = \"error_rate\"", "metric = \"latency_p50\""),
+        ("above  = 0.02", "above  = 0\n      min_requests = 20"),
+    ];
+    let Cluster { p, dir, ports, agents, controller, control_port: _ } = cluster("pod-rollback", &rule);
+    let loads = ports.map(|port| Load::start(port, 2, ROW));
+    append_new_rows(&dir);
+    let rolled_back = wait_until(120, || events(&p.data).iter().any(|e| e["kind"] == "rolled_back"));
+    let all = events(&p.data);
+    let kinds: Vec<&str> = all.iter().filter_map(|e| e["kind"].as_str()).collect();
+    assert!(rolled_back, "{kinds:?}\n{}", controller.stderr());
+    assert!(!kinds.contains(&"promoted"), "{kinds:?}");
+    let event = all.iter().find(|e| e["kind"] == "rolled_back").unwrap();
+    let candidate = event["details"]["version"].as_u64().unwrap();
+    assert!(event["message"].as_str().unwrap().contains("latency_p50 "), "{event}");
+    // Production never moved; the candidate is archived; every replica serves version 1 alone.
+    let index = std::fs::read_to_string(p.data.join("registry/index.json")).unwrap();
+    let index: Value = serde_json::from_str(&index).unwrap();
+    let versions = index.to_string();
+    assert!(versions.contains("\"archived\""), "{index}");
+    for (port, agent) in ports.iter().zip(&agents) {
+        assert!(
+            wait_until(20, || agent.stderr().contains("all traffic on version 1 (production); the rollout ended")),
+            "{}",
+            agent.stderr()
+        );
+        for _ in 0..20 {
+            let (code, body) = http(*port, "POST", PREDICT, ROW).unwrap();
+            assert_eq!((code, answer(&body).0), (200, 1), "{body}");
+        }
     }
+    assert!(
+        controller.stderr().contains(&format!("version {candidate} rolled back on every pod: latency_p50")),
+        "{}",
+        controller.stderr()
+    );
+    for load in loads {
+        let outcomes = load.finish();
+        let failures: Vec<&String> = outcomes.iter().filter_map(|(_, o)| o.as_ref().err()).collect();
+        assert!(failures.is_empty(), "{failures:?}");
+    }
+    stop(agents.into_iter().chain([controller]));
 }
