@@ -196,12 +196,15 @@ fn answer(body: &str) -> (u64, f64) {
     (v["model_version"].as_u64().unwrap(), v["predictions"][0]["score"].as_f64().unwrap())
 }
 
+/// One request of a [`Load`]: when it ended, and the version that answered or what went wrong.
+type Outcome = (Instant, Result<u64, String>);
+
 /// Clients on keep-alive connections sending predictions until stopped or until the server
 /// goes away; each answer is recorded with its time and version.
 struct Load {
     stop: Arc<AtomicBool>,
     answered: Arc<AtomicU64>,
-    log: Arc<Mutex<Vec<(Instant, Result<u64, String>)>>>,
+    log: Arc<Mutex<Vec<Outcome>>>,
     threads: Vec<std::thread::JoinHandle<()>>,
 }
 
@@ -209,7 +212,7 @@ impl Load {
     fn start(port: u16, clients: usize, body: &'static str) -> Load {
         let stop = Arc::new(AtomicBool::new(false));
         let answered = Arc::new(AtomicU64::new(0));
-        let log: Arc<Mutex<Vec<(Instant, Result<u64, String>)>>> = Arc::default();
+        let log: Arc<Mutex<Vec<Outcome>>> = Arc::default();
         let threads = (0..clients)
             .map(|_| {
                 let (stop, answered, log) = (stop.clone(), answered.clone(), log.clone());
@@ -250,7 +253,7 @@ impl Load {
     }
 
     /// Stops the clients; every outcome recorded.
-    fn finish(mut self) -> Vec<(Instant, Result<u64, String>)> {
+    fn finish(mut self) -> Vec<Outcome> {
         self.stop.store(true, Ordering::SeqCst);
         for t in self.threads.drain(..) {
             t.join().unwrap();

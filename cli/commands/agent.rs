@@ -57,7 +57,7 @@ fn local(config: &ConfigArgs) -> Result<Option<(PathBuf, String)>, String> {
 
 impl AgentCmd {
     /// The pod's agent: endpoints published from a compiled spec.
-    fn from_spec(self) -> Result<ExitCode, String> {
+    fn run_in_pod(self) -> Result<ExitCode, String> {
         if self.config.dir != std::path::Path::new(".") {
             return Err(format!(
                 "give a configuration directory ({}) or --spec FILE, not both",
@@ -106,7 +106,7 @@ impl AgentCmd {
 
     pub fn run(self) -> Result<ExitCode, String> {
         if self.spec.is_some() || !self.endpoints.is_empty() {
-            return self.from_spec();
+            return self.run_in_pod();
         }
         if self.root.is_some() {
             return Err("--root goes with --spec FILE (a compiled spec)".into());

@@ -58,9 +58,13 @@ pub struct ClusterRollouts {
     endpoints: HashMap<String, (String, RolloutConfig)>,
     /// Per endpoint: every pod's counters when the current step began.
     bases: Mutex<HashMap<String, Baseline>>,
-    /// Per endpoint: the last read of an external rollback metric (candidate, when, value).
-    external: Mutex<HashMap<String, (u32, u64, Result<f64, String>)>>,
+    /// Per endpoint: the last read of an external rollback metric.
+    external: Mutex<HashMap<String, ExternalRead>>,
 }
+
+/// An external rollback metric as last read: (candidate, when in Unix milliseconds, the value
+/// or why it could not be read).
+type ExternalRead = (u32, u64, Result<f64, String>);
 
 impl ClusterRollouts {
     /// The rollouts of `spec`'s endpoints, through the files and registry under `data_dir`.
