@@ -304,6 +304,14 @@ fn the_pod_agent_waits_for_its_training_job_then_serves_and_follows_production()
     assert_eq!(version, 1);
     assert!(score > 0.0 && score < 1.0, "a probability: {score}");
     assert!(agent.stderr().contains(&format!("serving version 1 of {JOB}")), "{}", agent.stderr());
+    // Labels posted to a replica go to its own file on the volume, where the controller reads them.
+    let id =
+        serde_json::from_str::<Value>(&body).unwrap()["predictions"][0]["prediction_id"].as_str().unwrap().to_string();
+    let feedback = format!("{{\"feedback\": [{{\"prediction_id\": \"{id}\", \"label\": true}}]}}");
+    let (code, text) = http(port, "POST", "/v1/endpoints/module.fraud.api/feedback", &feedback).unwrap();
+    assert_eq!(code, 200, "{text}");
+    let labels = std::fs::read_to_string(p.data.join("feedback/pods/api-0/module.fraud.api.jsonl")).unwrap();
+    assert!(labels.contains(&id), "{labels}");
 
     // A later training Job promotes version 2: the pod switches under load, losing nothing.
     let load = Load::start(port, 3, ROW);

@@ -859,6 +859,7 @@ pub async fn run(options: AgentOptions, shutdown: impl std::future::Future<Outpu
         // In a pod the shutdown delay comes first; both fit Kubernetes' default grace of 30 s.
         drain_timeout: Duration::from_secs(if in_pod { 20 } else { 30 }),
         feedback_dir: Some(options.data_dir.clone()),
+        feedback_pod: options.from_spec.as_ref().map(|f| f.pod.clone()),
     };
     let server = Server::start(options.address, endpoints.clone(), server_options)
         .await
