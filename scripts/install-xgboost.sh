@@ -10,6 +10,8 @@
 #   .deps/wheels/<the wheel>                   kept, so Python installs the very same verified build
 #   libclang (Debian libclang-dev)             bindgen generates the C API bindings at build time
 #   python3: xgboost-cpu==3.2.0 and numpy      the interop tests load Rust-trained models with them
+#                                              (skipped with MLOPS_XGBOOST_NATIVE_ONLY=1, as the
+#                                              runtime image's builder stage does: it only links)
 #
 # Debian's libxgboost-dev (1.7) is deliberately not used: it lacks C functions the binding calls
 # and mispredicts models saved by XGBoost 3.x without any error.
@@ -88,6 +90,9 @@ for n in z.namelist():
 fi
 
 # Python xgboost for the interop tests: the same build as the native library.
+if [ "${MLOPS_XGBOOST_NATIVE_ONLY:-}" = 1 ]; then
+  exit 0
+fi
 if ! python3 -c "import numpy, xgboost, sys; sys.exit(xgboost.__version__ != '$version')" >/dev/null 2>&1; then
   pip_install install-xgboost.sh "$deps/wheels/$wheel" numpy
 fi

@@ -1,7 +1,8 @@
-//! `mlops agent [DIR]` (the serving agent, in the foreground), `mlops status [DIR]` and
+//! `mlops agent [DIR]` (the serving agent, in the foreground; in a pod
+//! `mlops agent --spec FILE --endpoint ADDRESS`), `mlops status [DIR]` and
 //! `mlops rollback endpoint.NAME [DIR]`: the serving control plane from the command line.
 
-use super::{split_dir_and_addresses, ConfigArgs, VarArgs};
+use super::{parse_seconds, split_dir_and_addresses, ConfigArgs, SpecArgs, VarArgs};
 use clap::Args;
 use mlops_compiler::model::Target;
 use mlops_runtime::monitor::evaluate::CheckStatus;
@@ -20,9 +21,28 @@ pub struct AgentCmd {
     /// Listen here instead of the local target's `address`.
     #[arg(long)]
     address: Option<String>,
-    /// Use this data directory instead of the local target's `data_dir`.
+    /// Use this data directory instead of the local target's `data_dir` (with --spec: env
+    /// MLOPS_DATA_DIR).
     #[arg(long)]
     data_dir: Option<PathBuf>,
+    /// Serve from a compiled SystemSpec (`mlops compile DIR` output, a pod's ConfigMap) instead
+    /// of waiting for `apply` [env: MLOPS_SPEC, with --endpoint].
+    #[arg(long, value_name = "FILE")]
+    spec: Option<PathBuf>,
+    /// With --spec: the endpoint to publish (its address, e.g. endpoint.fraud_api); repeatable.
+    #[arg(long = "endpoint", value_name = "ADDRESS")]
+    endpoints: Vec<String>,
+    /// With --spec: where the spec's relative paths resolve [env: MLOPS_ROOT; default: the
+    /// current directory].
+    #[arg(long, value_name = "DIR")]
+    root: Option<PathBuf>,
+    /// With --spec: how often the registry is read for a new production version.
+    #[arg(long, value_name = "SECONDS", default_value = "2s", value_parser = parse_seconds)]
+    poll_interval: std::time::Duration,
+    /// With --spec: on SIGTERM, how long to keep serving (not ready) before refusing new
+    /// connections, while Kubernetes takes the pod out of its Service.
+    #[arg(long, value_name = "SECONDS", default_value = "5s", value_parser = parse_seconds)]
+    shutdown_delay: std::time::Duration,
 }
 
 /// The local target's data directory and address of the configuration.
@@ -36,7 +56,61 @@ fn local(config: &ConfigArgs) -> Result<Option<(PathBuf, String)>, String> {
 }
 
 impl AgentCmd {
+    /// The pod's agent: endpoints published from a compiled spec.
+    fn run_in_pod(self) -> Result<ExitCode, String> {
+        if self.config.dir != std::path::Path::new(".") {
+            return Err(format!(
+                "give a configuration directory ({}) or --spec FILE, not both",
+                self.config.dir.display()
+            ));
+        }
+        let args = SpecArgs { spec: self.spec, root: self.root, data_dir: self.data_dir };
+        let Some(from) = args.load(true)? else {
+            return Err("--endpoint needs the compiled spec: --spec FILE, or MLOPS_SPEC in the environment".into());
+        };
+        if self.endpoints.is_empty() {
+            return Err(format!(
+                "name the endpoint to serve with --endpoint; the endpoints of {}: {}",
+                from.file.display(),
+                mlops_runtime::pod::endpoints(&from.spec).join(", ")
+            ));
+        }
+        let mut endpoints = Vec::new();
+        for wanted in &self.endpoints {
+            let (address, _) = mlops_runtime::pod::endpoint(&from.spec, wanted, &from.file)?;
+            endpoints.push(address.to_string());
+        }
+        let address = self.address.unwrap_or_else(|| "0.0.0.0:8080".to_string());
+        let address = address.parse().map_err(|e| {
+            format!("the agent listens on an IP address and port (`0.0.0.0:8080`), not `{address}`: {e}")
+        })?;
+        let options = AgentOptions {
+            address,
+            data_dir: from.workspace.data_dir.clone(),
+            from_spec: Some(agent::FromSpec {
+                spec: from.spec,
+                root: from.workspace.root,
+                endpoints,
+                pod: mlops_runtime::pod::pod_name(),
+                poll: self.poll_interval.max(std::time::Duration::from_millis(50)),
+                shutdown_delay: self.shutdown_delay,
+            }),
+        };
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .enable_all()
+            .build()
+            .map_err(|e| format!("cannot start the async runtime: {e}"))?;
+        runtime.block_on(agent::run(options, agent::termination())).map_err(|e| e.to_string())?;
+        Ok(ExitCode::SUCCESS)
+    }
+
     pub fn run(self) -> Result<ExitCode, String> {
+        if self.spec.is_some() || !self.endpoints.is_empty() {
+            return self.run_in_pod();
+        }
+        if self.root.is_some() {
+            return Err("--root goes with --spec FILE (a compiled spec)".into());
+        }
         let (data_dir, address) = match (self.data_dir, self.address) {
             (Some(d), Some(a)) => (d, a),
             (d, a) => {
@@ -58,7 +132,7 @@ impl AgentCmd {
             .build()
             .map_err(|e| format!("cannot start the async runtime: {e}"))?;
         runtime
-            .block_on(agent::run(AgentOptions { address, data_dir }, agent::termination()))
+            .block_on(agent::run(AgentOptions { address, data_dir, from_spec: None }, agent::termination()))
             .map_err(|e| e.to_string())?;
         Ok(ExitCode::SUCCESS)
     }

@@ -1,7 +1,7 @@
 //! `mlops materialize [DIR] [feature_view.NAME …]`: source rows into the offline and online
 //! feature stores, incrementally (only rows newer than the last run).
 
-use super::{split_dir_and_addresses, VarArgs};
+use super::{addresses_only, split_dir_and_addresses, SpecArgs, VarArgs};
 use clap::Args;
 use mlops_runtime::pipeline::Runtime;
 use std::process::ExitCode;
@@ -14,13 +14,23 @@ pub struct Materialize {
     targets: Vec<String>,
     #[command(flatten)]
     vars: VarArgs,
+    #[command(flatten)]
+    from: SpecArgs,
 }
 
 impl Materialize {
     pub fn run(self) -> Result<ExitCode, String> {
-        let (config, addresses) = split_dir_and_addresses(&self.targets, &self.vars)?;
-        let Some((_, spec)) = config.compile_spec()? else { return Ok(ExitCode::from(1)) };
-        let rt = Runtime::new(&config.dir, &spec);
+        let from = self.from.load(false)?;
+        let (spec, workspace, addresses) = match from {
+            Some(f) => (f.spec, f.workspace, addresses_only(&self.targets, &self.vars)?),
+            None => {
+                let (config, addresses) = split_dir_and_addresses(&self.targets, &self.vars)?;
+                let Some((_, spec)) = config.compile_spec()? else { return Ok(ExitCode::from(1)) };
+                let workspace = mlops_runtime::workspace::Workspace::new(&config.dir, &spec);
+                (spec, workspace, addresses)
+            }
+        };
+        let rt = Runtime::in_workspace(workspace, &spec);
         let views: Vec<String> =
             if addresses.is_empty() { rt.views().into_iter().map(str::to_string).collect() } else { addresses };
         if views.is_empty() {

@@ -4,6 +4,7 @@
 mod agent;
 mod apply;
 mod compile;
+mod controller;
 mod diff;
 mod drift;
 mod drift_report;
@@ -85,6 +86,8 @@ enum Command {
     Events(events::Events),
     /// Drift statistics outside a monitor (`drift compare REFERENCE CURRENT`).
     Drift(drift::DriftCmd),
+    /// Run the monitors and retrain policies of a compiled spec in their own process (a pod).
+    Controller(controller::ControllerCmd),
 }
 
 impl Cli {
@@ -114,6 +117,7 @@ impl Cli {
             Command::Rollback(c) => c.run(),
             Command::Events(c) => c.run(),
             Command::Drift(c) => c.run(),
+            Command::Controller(c) => c.run(),
         }
     }
 }
@@ -150,6 +154,101 @@ pub fn normalize_args(args: impl Iterator<Item = std::ffi::OsString>) -> Vec<std
 /// `mlops agent`).
 pub fn target_options() -> mlops_runtime::targets::TargetOptions {
     mlops_runtime::targets::TargetOptions { mlops_exe: std::env::current_exe().ok() }
+}
+
+/// A compiled spec instead of a configuration directory: what a pod runs from (its ConfigMap
+/// mounts `mlops compile DIR`'s output). Flags win over the environment.
+#[derive(Debug, Clone, Default, Args)]
+pub struct SpecArgs {
+    /// Read the compiled SystemSpec (what `mlops compile DIR` prints) from FILE instead of
+    /// compiling a configuration directory.
+    #[arg(long, value_name = "FILE")]
+    pub spec: Option<PathBuf>,
+    /// With --spec: where the spec's relative paths (sources) resolve [env: MLOPS_ROOT; default:
+    /// the current directory].
+    #[arg(long, value_name = "DIR")]
+    pub root: Option<PathBuf>,
+    /// With --spec: the data directory (feature store, registry, logs) [env: MLOPS_DATA_DIR;
+    /// default: the target's data directory under the root].
+    #[arg(long = "data-dir", value_name = "DIR")]
+    pub data_dir: Option<PathBuf>,
+}
+
+/// A spec loaded from a file, with where it runs.
+pub struct FromSpec {
+    /// The file it came from.
+    pub file: PathBuf,
+    /// The compiled system.
+    pub spec: mlops_compiler::spec::SystemSpec,
+    /// Its root and data directory.
+    pub workspace: mlops_runtime::workspace::Workspace,
+}
+
+/// A path from the environment, when set and not empty.
+pub fn env_path(name: &str) -> Option<PathBuf> {
+    std::env::var_os(name).filter(|v| !v.is_empty()).map(PathBuf::from)
+}
+
+impl SpecArgs {
+    /// Loads the spec named by `--spec` (else `MLOPS_SPEC` when `env_spec`) and resolves its root
+    /// (`--root`, `MLOPS_ROOT`, the current directory) and data directory (`--data-dir`,
+    /// `MLOPS_DATA_DIR`, the target's default under the root); `None` when no spec is named.
+    pub fn load(&self, env_spec: bool) -> Result<Option<FromSpec>, String> {
+        let Some(file) = self.spec.clone().or_else(|| env_spec.then(|| env_path("MLOPS_SPEC")).flatten()) else {
+            if self.root.is_some() || self.data_dir.is_some() {
+                return Err("--root and --data-dir go with --spec FILE (a compiled spec)".into());
+            }
+            return Ok(None);
+        };
+        let spec = mlops_runtime::pod::load_spec(&file).map_err(|e| e.to_string())?;
+        let root = match self.root.clone().or_else(|| env_path("MLOPS_ROOT")) {
+            Some(r) => r,
+            None => std::env::current_dir().map_err(|e| format!("cannot tell the current directory: {e}"))?,
+        };
+        if !root.is_dir() {
+            return Err(format!(
+                "the root {} (--root or MLOPS_ROOT: where the spec's relative paths resolve) is not a directory",
+                root.display()
+            ));
+        }
+        let data_dir = self.data_dir.clone().or_else(|| env_path("MLOPS_DATA_DIR"));
+        let workspace = mlops_runtime::workspace::Workspace::at(&root, data_dir.as_deref(), &spec);
+        Ok(Some(FromSpec { file, spec, workspace }))
+    }
+}
+
+/// With `--spec`, the positionals must all be resource addresses: the spec replaces the
+/// configuration directory.
+pub fn addresses_only(targets: &[String], vars: &VarArgs) -> Result<Vec<String>, String> {
+    let (config, addresses) = split_dir_and_addresses(targets, vars)?;
+    if targets.len() != addresses.len() {
+        return Err(format!(
+            "`{}` is not a resource address: with --spec the spec replaces the configuration directory, \
+             so give addresses only (e.g. training_job.NAME)",
+            config.dir.display()
+        ));
+    }
+    if !vars.vars.is_empty() || !vars.var_files.is_empty() {
+        return Err("--var and --var-file do not apply to a compiled spec: its variables were set when it was \
+                    compiled (`mlops compile DIR --var …`)"
+            .into());
+    }
+    Ok(addresses)
+}
+
+/// Seconds as a duration (`2`, `0.5`, `2s`, `500ms`), for clap.
+pub fn parse_seconds(text: &str) -> Result<std::time::Duration, String> {
+    let t = text.trim();
+    let (number, scale) = match (t.strip_suffix("ms"), t.strip_suffix('s')) {
+        (Some(ms), _) => (ms, 0.001),
+        (None, Some(s)) => (s, 1.0),
+        (None, None) => (t, 1.0),
+    };
+    let value: f64 = number.trim().parse().map_err(|_| format!("`{text}` is not a duration (e.g. 2s, 500ms)"))?;
+    if !(0.0..=86_400.0).contains(&(value * scale)) {
+        return Err(format!("`{text}` is out of range (0 to 24h)"));
+    }
+    Ok(std::time::Duration::from_secs_f64(value * scale))
 }
 
 /// Where the configuration is and which variables it gets.
@@ -309,6 +408,15 @@ mod tests {
     #[test]
     fn the_command_line_is_consistent() {
         Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn durations_parse_in_seconds_or_milliseconds() {
+        assert_eq!(parse_seconds("2").unwrap(), std::time::Duration::from_secs(2));
+        assert_eq!(parse_seconds("2s").unwrap(), std::time::Duration::from_secs(2));
+        assert_eq!(parse_seconds("250ms").unwrap(), std::time::Duration::from_millis(250));
+        assert!(parse_seconds("soon").is_err());
+        assert!(parse_seconds("-1").is_err());
     }
 
     #[test]

@@ -1,7 +1,7 @@
 //! `mlops train [DIR] training_job.NAME`: materialise the job's views, build its training set,
 //! train with XGBoost, evaluate the gates and register the version.
 
-use super::{split_dir_and_addresses, VarArgs};
+use super::{addresses_only, split_dir_and_addresses, SpecArgs, VarArgs};
 use clap::Args;
 use mlops_runtime::pipeline::Runtime;
 use mlops_runtime::train::TrainOptions;
@@ -11,6 +11,7 @@ use std::process::ExitCode;
 #[derive(Debug, Args)]
 pub struct Train {
     /// The configuration directory and/or the job address, in any order.
+    /// With --spec, the job address only.
     #[arg(value_name = "DIR|training_job.NAME", required = true)]
     targets: Vec<String>,
     #[command(flatten)]
@@ -22,16 +23,25 @@ pub struct Train {
     /// version of a job is promoted anyway).
     #[arg(long)]
     promote: bool,
+    #[command(flatten)]
+    from: SpecArgs,
 }
 
 impl Train {
     pub fn run(self) -> Result<ExitCode, String> {
-        let (config, addresses) = split_dir_and_addresses(&self.targets, &self.vars)?;
+        let (spec, workspace, addresses) = match self.from.load(false)? {
+            Some(f) => (f.spec, f.workspace, addresses_only(&self.targets, &self.vars)?),
+            None => {
+                let (config, addresses) = split_dir_and_addresses(&self.targets, &self.vars)?;
+                let Some((_, spec)) = config.compile_spec()? else { return Ok(ExitCode::from(1)) };
+                let workspace = mlops_runtime::workspace::Workspace::new(&config.dir, &spec);
+                (spec, workspace, addresses)
+            }
+        };
         let [job] = addresses.as_slice() else {
             return Err("name one training job, e.g. `mlops train examples/fraud-detection training_job.fraud`".into());
         };
-        let Some((_, spec)) = config.compile_spec()? else { return Ok(ExitCode::from(1)) };
-        let rt = Runtime::new(&config.dir, &spec);
+        let rt = Runtime::in_workspace(workspace, &spec);
         let opts = TrainOptions { threads: self.threads, progress: true };
         let out = rt.train(job, &opts, self.promote).map_err(|e| e.to_string())?;
         for r in &out.materialized {

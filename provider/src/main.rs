@@ -65,7 +65,7 @@ fn agent(args: &[String]) -> Result<(), String> {
     };
     let address =
         address.parse().map_err(|e| format!("the agent listens on an IP address and port, not `{address}`: {e}"))?;
-    let options = mlops_runtime::serve::agent::AgentOptions { address, data_dir: data_dir.into() };
+    let options = mlops_runtime::serve::agent::AgentOptions { address, data_dir: data_dir.into(), from_spec: None };
     tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()

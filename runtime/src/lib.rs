@@ -16,6 +16,7 @@ pub mod features;
 mod fsio;
 pub mod monitor;
 pub mod pipeline;
+pub mod pod;
 pub mod registry;
 pub mod retrain;
 pub mod serve;

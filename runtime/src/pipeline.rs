@@ -100,6 +100,11 @@ impl<'a> Runtime<'a> {
         Runtime { workspace: Workspace::new(root, spec), spec }
     }
 
+    /// The runtime of `spec` on an explicit workspace (a pod's root and mounted data directory).
+    pub fn in_workspace(workspace: Workspace, spec: &'a SystemSpec) -> Runtime<'a> {
+        Runtime { workspace, spec }
+    }
+
     fn resource(&self, address: &str) -> Result<&'a ResourceSpec, PipelineError> {
         self.spec.resource(address).ok_or_else(|| {
             let names: Vec<&str> = self.spec.resources.iter().map(|r| r.address.as_str()).collect();

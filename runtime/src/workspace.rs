@@ -26,6 +26,16 @@ impl Workspace {
         Workspace { root: root.to_path_buf(), data_dir: root.join(data_dir) }
     }
 
+    /// The workspace of `spec` run from its compiled form (a pod): relative source paths resolve
+    /// against `root`; the data directory is `data_dir` when given (the pod's mounted volume),
+    /// else the target's default under `root`, as [`Workspace::new`].
+    pub fn at(root: &Path, data_dir: Option<&Path>, spec: &SystemSpec) -> Workspace {
+        match data_dir {
+            Some(d) => Workspace { root: root.to_path_buf(), data_dir: root.join(d) },
+            None => Workspace::new(root, spec),
+        }
+    }
+
     /// The feature store's directory.
     pub fn features_dir(&self) -> PathBuf {
         self.data_dir.join("features")
@@ -57,5 +67,9 @@ mod tests {
         let ws = Workspace::new(Path::new("/cfg"), &spec);
         assert_eq!(ws.features_dir(), Path::new("/cfg/store/features"));
         assert_eq!(ws.registry_dir(), Path::new("/cfg/store/registry"));
+        let pod = Workspace::at(Path::new("/var/lib/mlops"), Some(Path::new("/mnt/data")), &spec);
+        assert_eq!(pod.registry_dir(), Path::new("/mnt/data/registry"));
+        assert_eq!(pod.root, Path::new("/var/lib/mlops"));
+        assert_eq!(Workspace::at(Path::new("/cfg"), None, &spec), ws);
     }
 }

@@ -1,6 +1,7 @@
 //! Delayed ground truth, joined back to the predictions it judges. In: labels by prediction id
 //! — posted to `POST /v1/endpoints/{name}/feedback` (kept in `<data dir>/feedback/<endpoint>.jsonl`,
-//! synced before the request is answered) or read from the monitor's declared feedback source —
+//! or by each replica sharing the volume in `feedback/pods/<pod>/<endpoint>.jsonl`, synced before
+//! the request is answered) or read from the monitor's declared feedback source —
 //! and a [`Window`] of logged predictions. Out: (label, score) pairs and the monitor's metric on
 //! them (precision, recall, f1, accuracy at threshold 0.5, auc, logloss for binary classifiers;
 //! rmse, mae, r2 for regression).
@@ -31,48 +32,78 @@ pub struct Feedback {
 pub struct FeedbackStore {
     dir: PathBuf,
     lock: Mutex<()>,
+    /// This replica's name when several share the volume: it writes its own files.
+    pod: Option<String>,
 }
 
 impl FeedbackStore {
     /// The store under `data_dir`.
     pub fn open(data_dir: &Path) -> FeedbackStore {
-        FeedbackStore { dir: data_dir.join("feedback"), lock: Mutex::new(()) }
+        FeedbackStore { dir: data_dir.join("feedback"), lock: Mutex::new(()), pod: None }
     }
 
-    fn file(&self, endpoint: &str) -> PathBuf {
+    /// The store of replica `pod` under a shared `data_dir`: it appends to files of its own (no
+    /// two processes append to one file) and reads everyone's.
+    pub fn for_pod(data_dir: &Path, pod: &str) -> FeedbackStore {
+        FeedbackStore { pod: Some(pod.to_string()), ..FeedbackStore::open(data_dir) }
+    }
+
+    fn file_name(endpoint: &str) -> String {
         // Endpoint names are plain (letters, digits, `_`, `-`, `.`); a leading dot is escaped.
-        let name = match endpoint.strip_prefix('.') {
-            Some(rest) => format!("%2E{rest}"),
-            None => endpoint.to_string(),
-        };
-        self.dir.join(format!("{name}.jsonl"))
+        match endpoint.strip_prefix('.') {
+            Some(rest) => format!("%2E{rest}.jsonl"),
+            None => format!("{endpoint}.jsonl"),
+        }
+    }
+
+    /// Where this store appends the endpoint's labels.
+    fn file(&self, endpoint: &str) -> PathBuf {
+        match &self.pod {
+            Some(pod) => self.dir.join("pods").join(pod).join(Self::file_name(endpoint)),
+            None => self.dir.join(Self::file_name(endpoint)),
+        }
     }
 
     /// Appends `items` for `endpoint` in one write and syncs it.
     pub fn append(&self, endpoint: &str, items: &[Feedback]) -> std::io::Result<()> {
         let _guard = self.lock.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-        std::fs::create_dir_all(&self.dir)?;
+        let file = self.file(endpoint);
+        std::fs::create_dir_all(file.parent().unwrap_or(&self.dir))?;
         let mut buf = Vec::with_capacity(64 * items.len());
         for f in items {
             serde_json::to_writer(&mut buf, f).map_err(std::io::Error::other)?;
             buf.push(b'\n');
         }
-        let mut file = OpenOptions::new().create(true).append(true).open(self.file(endpoint))?;
+        let mut file = OpenOptions::new().create(true).append(true).open(file)?;
         file.write_all(&buf)?;
         file.sync_data()
     }
 
-    /// Every label posted for `endpoint`, by prediction id (a later label for the same id wins).
+    /// Every label posted for `endpoint`, to any replica, by prediction id (a later label for
+    /// the same id in one file wins).
     pub fn read(&self, endpoint: &str) -> std::io::Result<HashMap<String, f64>> {
-        let file = match std::fs::File::open(self.file(endpoint)) {
-            Ok(f) => f,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(HashMap::new()),
+        let name = Self::file_name(endpoint);
+        let mut files = vec![self.dir.join(&name)];
+        match std::fs::read_dir(self.dir.join("pods")) {
+            Ok(pods) => {
+                let mut pods: Vec<PathBuf> = pods.filter_map(|e| Some(e.ok()?.path().join(&name))).collect();
+                pods.sort();
+                files.extend(pods);
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
             Err(e) => return Err(e),
-        };
+        }
         let mut out = HashMap::new();
-        for line in BufReader::new(file).lines() {
-            if let Ok(f) = serde_json::from_str::<Feedback>(&line?) {
-                out.insert(f.prediction_id, f.label);
+        for path in files {
+            let file = match std::fs::File::open(&path) {
+                Ok(f) => f,
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
+                Err(e) => return Err(e),
+            };
+            for line in BufReader::new(file).lines() {
+                if let Ok(f) = serde_json::from_str::<Feedback>(&line?) {
+                    out.insert(f.prediction_id, f.label);
+                }
             }
         }
         Ok(out)
@@ -156,6 +187,20 @@ mod tests {
         assert_eq!(read, HashMap::from([("a".to_string(), 0.0), ("b".to_string(), 0.0)]));
         assert_eq!(store.read(".odd").unwrap().len(), 1);
         assert!(dir.path().join("feedback/%2Eodd.jsonl").exists());
+    }
+
+    #[test]
+    fn each_pod_appends_its_own_file_and_every_store_reads_them_all() {
+        let dir = tempfile::tempdir().unwrap();
+        let f = |id: &str, label| Feedback { prediction_id: id.into(), label };
+        FeedbackStore::open(dir.path()).append("api", &[f("local", 1.0)]).unwrap();
+        FeedbackStore::for_pod(dir.path(), "api-0").append("api", &[f("a", 1.0)]).unwrap();
+        FeedbackStore::for_pod(dir.path(), "api-1").append("api", &[f("b", 0.0)]).unwrap();
+        FeedbackStore::for_pod(dir.path(), "api-1").append("other", &[f("c", 0.0)]).unwrap();
+        assert!(dir.path().join("feedback/pods/api-0/api.jsonl").exists());
+        let expected = HashMap::from([("local".to_string(), 1.0), ("a".to_string(), 1.0), ("b".to_string(), 0.0)]);
+        assert_eq!(FeedbackStore::open(dir.path()).read("api").unwrap(), expected);
+        assert_eq!(FeedbackStore::for_pod(dir.path(), "api-0").read("api").unwrap(), expected);
     }
 
     #[test]

@@ -13,7 +13,7 @@ use std::path::{Path, PathBuf};
 
 use serde_json::Value;
 
-use crate::serve::predlog::hour_file;
+use crate::serve::predlog::{hour_file, pods_dir};
 use crate::serve::util::rfc3339_micros;
 
 /// One logged prediction.
@@ -63,33 +63,50 @@ impl Window {
         // Times in the log are fixed-width RFC 3339 in UTC, so they compare as text.
         let (from, to) = (rfc3339_micros(from_us), rfc3339_micros(to_us));
         const HOUR_US: i64 = 3_600_000_000;
+        // The endpoint's own files (one serving agent), then every pod's (replicas on a shared
+        // volume each write their own directory).
+        let mut pods: Vec<PathBuf> = match std::fs::read_dir(pods_dir(predictions_dir, endpoint)) {
+            Ok(entries) => entries.filter_map(|e| e.ok()).map(|e| e.path()).filter(|p| p.is_dir()).collect(),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Vec::new(),
+            Err(e) => return Err(e),
+        };
+        pods.sort();
         for hour in from_us.div_euclid(HOUR_US)..=(to_us - 1).div_euclid(HOUR_US) {
-            let path: PathBuf = hour_file(predictions_dir, endpoint, hour);
-            let file = match std::fs::File::open(&path) {
-                Ok(f) => f,
-                Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
-                Err(e) => return Err(e),
-            };
-            for line in BufReader::new(file).lines() {
-                let line = line?;
-                let Ok(v) = serde_json::from_str::<Value>(&line) else {
-                    w.skipped += 1;
-                    continue;
-                };
-                let Some(time) = v["time"].as_str() else {
-                    w.skipped += 1;
-                    continue;
-                };
-                if time < from.as_str() || time >= to.as_str() {
-                    continue;
-                }
-                match parse(&v) {
-                    Some(row) => w.rows.push(row),
-                    None => w.skipped += 1,
-                }
+            let name = hour_file(predictions_dir, endpoint, hour);
+            let in_pods = pods.iter().filter_map(|p| Some(p.join(name.file_name()?)));
+            for path in std::iter::once(name.clone()).chain(in_pods) {
+                w.read_file(&path, &from, &to)?;
             }
         }
         Ok(w)
+    }
+
+    /// Adds the lines of one log file that fall in `[from, to)` (RFC 3339 texts).
+    fn read_file(&mut self, path: &Path, from: &str, to: &str) -> std::io::Result<()> {
+        let file = match std::fs::File::open(path) {
+            Ok(f) => f,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+            Err(e) => return Err(e),
+        };
+        for line in BufReader::new(file).lines() {
+            let line = line?;
+            let Ok(v) = serde_json::from_str::<Value>(&line) else {
+                self.skipped += 1;
+                continue;
+            };
+            let Some(time) = v["time"].as_str() else {
+                self.skipped += 1;
+                continue;
+            };
+            if time < from || time >= to {
+                continue;
+            }
+            match parse(&v) {
+                Some(row) => self.rows.push(row),
+                None => self.skipped += 1,
+            }
+        }
+        Ok(())
     }
 
     /// Number of predictions.
@@ -200,5 +217,29 @@ mod tests {
         assert_eq!(w.column("prediction"), (Column::Numeric(vec![0.2, 0.3]), 0));
         assert_eq!(w.versions(), BTreeMap::from([(2, 2)]));
         assert!(Window::read(dir.path(), "other", t0, t0 + HOUR).unwrap().is_empty());
+    }
+
+    #[test]
+    fn every_pods_log_is_read_with_the_endpoints_own() {
+        let dir = tempfile::tempdir().unwrap();
+        let t0 = 1_790_000_000_000_000 - 1_790_000_000_000_000 % HOUR;
+        write_line(dir.path(), t0 + 1, "agent", serde_json::json!({"a": 1}), serde_json::json!(0.1));
+        for (pod, id) in [("api-0", "from-0"), ("api-1", "from-1")] {
+            let pod_dir = dir.path().join("api/pods").join(pod);
+            std::fs::create_dir_all(&pod_dir).unwrap();
+            // Same layout below the pod's directory: reuse the writer by pointing it there.
+            let tmp = tempfile::tempdir().unwrap();
+            write_line(tmp.path(), t0 + 2, id, serde_json::json!({"a": 2}), serde_json::json!(0.2));
+            let name = hour_file(tmp.path(), "api", t0.div_euclid(HOUR));
+            std::fs::copy(&name, pod_dir.join(name.file_name().unwrap())).unwrap();
+        }
+        // Another endpoint's pods are not this one's.
+        let other = dir.path().join("other/pods/x");
+        std::fs::create_dir_all(&other).unwrap();
+        let w = Window::read(dir.path(), "api", t0, t0 + HOUR).unwrap();
+        let mut ids: Vec<&str> = w.rows.iter().map(|r| r.id.as_str()).collect();
+        ids.sort_unstable();
+        assert_eq!(ids, ["agent", "from-0", "from-1"]);
+        assert_eq!(w.column("prediction").0, Column::Numeric(vec![0.1, 0.2, 0.2]));
     }
 }

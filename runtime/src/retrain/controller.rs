@@ -93,6 +93,24 @@ pub struct PolicyRequest {
     pub endpoint: Option<String>,
 }
 
+impl PolicyRequest {
+    /// The request for the retrain policy at `address` of `spec` (`root`: the configuration
+    /// directory, or a pod's root).
+    pub fn from_spec(spec: &SystemSpec, address: &str, root: &Path) -> Result<PolicyRequest, String> {
+        let Some(mlops_compiler::model::Config::RetrainPolicy(policy)) = spec.resource(address).map(|r| &r.config)
+        else {
+            return Err(format!("`{address}` is not a retrain policy of this configuration"));
+        };
+        Ok(PolicyRequest {
+            address: address.to_string(),
+            policy: policy.clone(),
+            spec: spec.clone(),
+            root: root.canonicalize().unwrap_or_else(|_| root.to_path_buf()),
+            endpoint: policy.promote.as_ref().and_then(|p| p.via.as_deref()).map(crate::serve::control::endpoint_name),
+        })
+    }
+}
+
 /// Where a rollout stands, as the controller needs to know it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum RolloutPhase {
@@ -513,7 +531,7 @@ impl Controller {
 
     fn retrain(&self, r: PolicyRequest, rollouts: &Arc<dyn Rollouts>) {
         let address = r.address.clone();
-        let result = run::retrain(&r.root, &r.spec, &r.policy, &self.train);
+        let result = run::retrain(&r.root, &self.data_dir, &r.spec, &r.policy, &self.train);
         let mut pending = None;
         let last = match result {
             Err(e) => {

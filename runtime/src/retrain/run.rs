@@ -51,14 +51,16 @@ pub struct RetrainOutcome {
     pub reason: String,
 }
 
-/// Retrains `policy`'s job on fresh data and judges the candidate.
+/// Retrains `policy`'s job on fresh data and judges the candidate. `root`: where relative source
+/// paths resolve; `data_dir`: the feature store's and registry's directory (the controller's).
 pub fn retrain(
     root: &Path,
+    data_dir: &Path,
     spec: &SystemSpec,
     policy: &RetrainPolicy,
     opts: &TrainOptions,
 ) -> Result<RetrainOutcome, PipelineError> {
-    let rt = Runtime::new(root, spec);
+    let rt = Runtime::in_workspace(crate::workspace::Workspace::at(root, Some(data_dir), spec), spec);
     let registry = rt.registry()?;
     let production = registry.production(&policy.job)?;
     let (outcome, set) = rt.train_on_fresh_data(&policy.job, opts, false)?;

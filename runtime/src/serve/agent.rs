@@ -14,6 +14,16 @@
 //! the same tick reloads an endpoint's online features when a materialisation rewrote them. The desired
 //! endpoints and their rollouts are kept in `<data_dir>/agent/endpoints.json` and restored on
 //! start.
+//!
+//! **In a pod** ([`AgentOptions::from_spec`]) the agent does not wait for `apply`: it publishes
+//! the named endpoints of a compiled spec itself — the registry's production version of each
+//! endpoint's job, through the same [`DeployRequest`] `apply` sends — and polls the registry for
+//! a new production version (a training Job or the controller promoted one), switching to it
+//! without dropping a request. It stays not ready (`/readyz` 503) until every endpoint serves,
+//! logging why it waits. Several replicas share the data directory, so a pod keeps nothing of
+//! its own there but its prediction log (`predictions/<endpoint>/pods/<pod>/`): no
+//! `agent.json`, no `endpoints.json`, no control API, no controller (the controller runs in its
+//! own process: [`crate::retrain::standalone`]).
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
@@ -27,12 +37,13 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post, put};
 use axum::Router;
 use mlops_compiler::model::Rollback;
+use mlops_compiler::spec::SystemSpec;
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 use tokio::sync::Mutex;
 
 use super::control::{
-    agent_dir, agent_file, AgentFile, DeployRequest, EndpointStatus, StatusReport, VersionStatus, PREFIX,
+    self, agent_dir, agent_file, AgentFile, DeployRequest, EndpointStatus, StatusReport, VersionStatus, PREFIX,
 };
 use super::endpoints::{BearerToken, EndpointSettings, Endpoints};
 use super::external::{self, QueryVars};
@@ -50,8 +61,28 @@ use crate::retrain::controller::{Controller, MonitorRequest, PolicyRequest, Roll
 pub struct AgentOptions {
     /// Listen address.
     pub address: SocketAddr,
-    /// The local target's data directory.
+    /// The local target's data directory (in a pod: the shared volume).
     pub data_dir: PathBuf,
+    /// In a pod: the endpoints to publish from a compiled spec; `None`: `apply` deploys them.
+    pub from_spec: Option<FromSpec>,
+}
+
+/// What a pod's agent serves, from its compiled spec.
+#[derive(Debug, Clone)]
+pub struct FromSpec {
+    /// The compiled system (the ConfigMap's `spec.json`).
+    pub spec: SystemSpec,
+    /// Where relative paths of the spec resolve (`MLOPS_ROOT`): token files.
+    pub root: PathBuf,
+    /// The endpoints' addresses.
+    pub endpoints: Vec<String>,
+    /// This replica's name (its prediction log directory).
+    pub pod: String,
+    /// How often the registry is read for a new production version.
+    pub poll: Duration,
+    /// On SIGTERM, how long it keeps serving, not ready, before it stops accepting: the time
+    /// Kubernetes takes to take the pod out of its Service.
+    pub shutdown_delay: Duration,
 }
 
 /// One endpoint as the agent keeps it (persisted).
@@ -78,6 +109,22 @@ struct Managed {
     models: BTreeMap<u32, Arc<ServingModel>>,
 }
 
+impl Managed {
+    /// A new endpoint, serving nothing yet.
+    fn new(request: DeployRequest) -> Managed {
+        Managed {
+            request,
+            stable: None,
+            rollout: None,
+            base: Counters::default(),
+            base_previous_scores: Vec::new(),
+            external: None,
+            online_written: Vec::new(),
+            models: BTreeMap::new(),
+        }
+    }
+}
+
 /// A version's counters at one moment.
 #[derive(Debug, Clone, Default)]
 struct Counters {
@@ -95,7 +142,7 @@ const EXTERNAL_READ_EVERY_MS: u64 = 1000;
 /// Population stability index of `current`'s score buckets against `reference`'s (the drift
 /// statistics' [`psi`](crate::monitor::drift::psi), empty buckets at its ε); `None` while
 /// either has no observation.
-fn score_psi(reference: &[u64], current: &[u64]) -> Option<f64> {
+pub(crate) fn score_psi(reference: &[u64], current: &[u64]) -> Option<f64> {
     let seen = |c: &[u64]| c.iter().any(|n| *n > 0);
     (seen(reference) && seen(current) && reference.len() == current.len())
         .then(|| crate::monitor::drift::psi(reference, current))
@@ -120,8 +167,13 @@ struct Control {
     address: String,
     /// Reads external rollback metrics.
     http: reqwest::Client,
-    /// Runs the monitors and retrain policies.
-    controller: Arc<Controller>,
+    /// Runs the monitors and retrain policies (none in a pod: the controller runs apart).
+    controller: Option<Arc<Controller>>,
+    /// In a pod: nothing persisted (replicas share the directory), rollouts are the
+    /// controller's ([`super::cluster`]), counters are published for it.
+    in_pod: bool,
+    /// When this process started, Unix milliseconds (its counters count from then).
+    started_ms: u64,
 }
 
 /// One line to the agent's standard error (`agent.log` when apply started it): what it did to
@@ -354,6 +406,9 @@ impl Control {
     }
 
     fn persist_now(&self, state: &Persisted) {
+        if self.in_pod {
+            return;
+        }
         let path = agent_dir(&self.data_dir).join("endpoints.json");
         match serde_json::to_string_pretty(state) {
             Ok(text) => {
@@ -408,7 +463,7 @@ impl Control {
                 }
             })
             .collect();
-        let (monitors, policies) = self.controller.status();
+        let (monitors, policies) = self.controller.as_ref().map(|c| c.status()).unwrap_or_default();
         StatusReport { pid: self.pid, address: self.address.clone(), endpoints, monitors, policies }
     }
 }
@@ -456,16 +511,7 @@ async fn put_endpoint(
 /// The endpoint after deploying `request` over what `existing` serves.
 fn deploy(c: &Control, name: &str, existing: Option<Managed>, request: DeployRequest) -> Result<Managed, String> {
     let version = request.version;
-    let mut m = existing.unwrap_or_else(|| Managed {
-        request: request.clone(),
-        stable: None,
-        rollout: None,
-        base: Counters::default(),
-        base_previous_scores: Vec::new(),
-        external: None,
-        online_written: Vec::new(),
-        models: BTreeMap::new(),
-    });
+    let mut m = existing.unwrap_or_else(|| Managed::new(request.clone()));
     let target = m.rollout.as_ref().filter(|r| !matches!(r.phase, Phase::RolledBack { .. })).map(|r| r.candidate);
     let same = target == Some(version) || (m.rollout.is_none() && m.stable == Some(version));
     m.request = request;
@@ -623,7 +669,8 @@ async fn drive(c: &Shared) {
     let names: Vec<String> = state.endpoints.keys().cloned().collect();
     for name in names {
         let Some(m) = state.endpoints.get_mut(&name) else { continue };
-        if m.rollout.as_ref().is_none_or(Rollout::finished) {
+        // In a pod the controller steps the rollout for every replica (see `follow_production`).
+        if c.in_pod || m.rollout.as_ref().is_none_or(Rollout::finished) {
             continue;
         }
         let window = c.window(&name, m);
@@ -709,7 +756,9 @@ async fn put_monitor(
         Err((status, message)) => error(status, message),
         Ok(r) => {
             log(&format!("{address}: watching {} every {}", r.endpoint, r.monitor.window));
-            c.controller.put_monitor(r);
+            if let Some(controller) = &c.controller {
+                controller.put_monitor(r);
+            }
             reply(StatusCode::OK, &json!({ "deployed": address }))
         }
     }
@@ -725,7 +774,9 @@ async fn put_policy(
         Err((status, message)) => error(status, message),
         Ok(r) => {
             log(&format!("{address}: retrains {}", r.policy.job));
-            c.controller.put_policy(r);
+            if let Some(controller) = &c.controller {
+                controller.put_policy(r);
+            }
             reply(StatusCode::OK, &json!({ "deployed": address }))
         }
     }
@@ -735,7 +786,7 @@ async fn delete_controlled(State(c): State<Shared>, headers: HeaderMap, UrlPath(
     if !c.authorized(&headers) {
         return error(StatusCode::UNAUTHORIZED, "a valid control token is required");
     }
-    let deleted = c.controller.remove(&address);
+    let deleted = c.controller.as_ref().is_some_and(|controller| controller.remove(&address));
     reply(StatusCode::OK, &json!({ "deleted": deleted }))
 }
 
@@ -748,11 +799,14 @@ pub struct AgentError(pub String);
 /// `agent.json`, drives rollouts; on shutdown drains requests, flushes the prediction log and
 /// removes `agent.json`.
 pub async fn run(options: AgentOptions, shutdown: impl std::future::Future<Output = ()>) -> Result<(), AgentError> {
+    let in_pod = options.from_spec.is_some();
     let dir = agent_dir(&options.data_dir);
-    std::fs::create_dir_all(&dir).map_err(|e| AgentError(format!("cannot create {}: {e}", dir.display())))?;
+    let create = if in_pod { &options.data_dir } else { &dir };
+    std::fs::create_dir_all(create).map_err(|e| AgentError(format!("cannot create {}: {e}", create.display())))?;
     let token = random_token();
     let endpoints = Arc::new(Endpoints::new());
     let persisted: Persisted = match std::fs::read_to_string(dir.join("endpoints.json")) {
+        _ if in_pod => Persisted::default(),
         Ok(text) => serde_json::from_str(&text)
             .map_err(|e| AgentError(format!("{}: {e}", dir.join("endpoints.json").display())))?,
         Err(_) => Persisted::default(),
@@ -765,7 +819,9 @@ pub async fn run(options: AgentOptions, shutdown: impl std::future::Future<Outpu
         pid: std::process::id(),
         address: options.address.to_string(),
         http: reqwest::Client::new(),
-        controller: Arc::new(Controller::open(&options.data_dir, Some(endpoints.metrics().clone()))),
+        controller: (!in_pod).then(|| Arc::new(Controller::open(&options.data_dir, Some(endpoints.metrics().clone())))),
+        in_pod,
+        started_ms: now_ms(),
     });
     {
         let c = control.clone();
@@ -785,7 +841,8 @@ pub async fn run(options: AgentOptions, shutdown: impl std::future::Future<Outpu
         .map_err(|e| AgentError(e.to_string()))?;
         control.state.lock().await.endpoints = restored;
     }
-    endpoints.set_ready(true);
+    // A pod is ready once its endpoints serve (see `follow_registry`).
+    endpoints.set_ready(!in_pod);
     let routes = Router::new()
         .route("/endpoints/{name}", put(put_endpoint).delete(delete_endpoint))
         .route("/endpoints/{name}/rollback", post(rollback_endpoint))
@@ -794,18 +851,34 @@ pub async fn run(options: AgentOptions, shutdown: impl std::future::Future<Outpu
         .route("/policies/{address}", put(put_policy).delete(delete_controlled))
         .with_state(control.clone());
     let server_options = ServerOptions {
-        prediction_log: Some(PredictionLogOptions::new(options.data_dir.join("predictions"))),
-        control: Some(Router::new().nest(PREFIX, routes)),
+        prediction_log: Some(PredictionLogOptions {
+            pod: options.from_spec.as_ref().map(|f| f.pod.clone()),
+            ..PredictionLogOptions::new(options.data_dir.join("predictions"))
+        }),
+        control: (!in_pod).then(|| Router::new().nest(PREFIX, routes)),
+        // In a pod the shutdown delay comes first; both fit Kubernetes' default grace of 30 s.
+        drain_timeout: Duration::from_secs(if in_pod { 20 } else { 30 }),
         feedback_dir: Some(options.data_dir.clone()),
-        ..ServerOptions::default()
+        feedback_pod: options.from_spec.as_ref().map(|f| f.pod.clone()),
     };
     let server = Server::start(options.address, endpoints.clone(), server_options)
         .await
         .map_err(|e| AgentError(e.to_string()))?;
-    let file = AgentFile { pid: std::process::id(), address: server.local_addr().to_string(), token };
-    let text = serde_json::to_string_pretty(&file).map_err(|e| AgentError(e.to_string()))?;
-    write_atomic(&agent_file(&options.data_dir), &text, 0o600).map_err(|e| AgentError(e.to_string()))?;
+    if !in_pod {
+        let file = AgentFile { pid: std::process::id(), address: server.local_addr().to_string(), token };
+        let text = serde_json::to_string_pretty(&file).map_err(|e| AgentError(e.to_string()))?;
+        write_atomic(&agent_file(&options.data_dir), &text, 0o600).map_err(|e| AgentError(e.to_string()))?;
+    }
     log(&format!("listening on {} (pid {})", server.local_addr(), std::process::id()));
+    let publisher = options.from_spec.clone().map(|from| {
+        log(&format!(
+            "pod {}: serving {} from the spec, data in {}",
+            from.pod,
+            from.endpoints.join(", "),
+            options.data_dir.display()
+        ));
+        tokio::spawn(follow_registry(control.clone(), Arc::new(from)))
+    });
 
     let driver = {
         let c = control.clone();
@@ -817,28 +890,205 @@ pub async fn run(options: AgentOptions, shutdown: impl std::future::Future<Outpu
             }
         })
     };
-    let controller = {
-        let c = control.clone();
+    let controller = control.controller.clone().map(|controller| {
         let rollouts: Arc<dyn Rollouts> = Arc::new(AgentRollouts(control.clone()));
         tokio::spawn(async move {
             let mut tick = tokio::time::interval(Duration::from_secs(1));
             tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
             loop {
                 tick.tick().await;
-                let (c, rollouts) = (c.controller.clone(), rollouts.clone());
+                let (c, rollouts) = (controller.clone(), rollouts.clone());
                 let _ = tokio::task::spawn_blocking(move || c.tick(&rollouts, now_ms())).await;
             }
         })
-    };
+    });
     shutdown.await;
+    if let Some(delay) = options.from_spec.as_ref().map(|f| f.shutdown_delay).filter(|d| !d.is_zero()) {
+        server.unready();
+        log(&format!(
+            "terminating: not ready, still serving for {:.1}s while the Service stops sending traffic",
+            delay.as_secs_f64()
+        ));
+        tokio::time::sleep(delay).await;
+    }
     log("shutting down: draining requests");
     driver.abort();
-    controller.abort();
-    let _ = std::fs::remove_file(agent_file(&options.data_dir));
+    for task in controller.iter().chain(publisher.iter()) {
+        task.abort();
+    }
+    if !in_pod {
+        let _ = std::fs::remove_file(agent_file(&options.data_dir));
+    }
     let report = server.shutdown().await;
     control.persist(&*control.state.lock().await).await;
     log(&format!("stopped (every request drained: {})", report.drained));
     Ok(())
+}
+
+/// In a pod: publishes every endpoint of `from` and follows the registry (see the module's
+/// documentation), polling every `from.poll`; ready once all serve.
+async fn follow_registry(c: Shared, from: Arc<FromSpec>) {
+    let mut tick = tokio::time::interval(from.poll);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    // Why each endpoint is not serving the registry's production version, as last logged.
+    let mut said: BTreeMap<String, String> = BTreeMap::new();
+    loop {
+        tick.tick().await;
+        let mut all_serve = true;
+        for address in &from.endpoints {
+            let result = {
+                let (c, from, address) = (c.clone(), from.clone(), address.clone());
+                tokio::task::spawn_blocking(move || follow_production(&c, &from, &address)).await
+            };
+            let name = control::endpoint_name(address);
+            match result.unwrap_or_else(|e| Err(e.to_string())) {
+                Ok(Followed::Same) => {
+                    said.remove(address);
+                }
+                Ok(Followed::Split { candidate, percent, base }) => {
+                    said.remove(address);
+                    log(&format!(
+                        "{name}: version {candidate} takes {percent}% of traffic, version {base} the rest (the \
+                         controller's rollout)"
+                    ));
+                }
+                Ok(Followed::Switched { job, from: before, to }) => {
+                    said.remove(address);
+                    match before {
+                        None => log(&format!("{name}: serving version {to} of {job} (production in the registry)")),
+                        Some(v) if v == to => {
+                            log(&format!("{name}: all traffic on version {to} (production); the rollout ended"))
+                        }
+                        Some(v) => log(&format!(
+                            "{name}: production of {job} moved to version {to}: switched from version {v} \
+                             (requests in flight finish on it)"
+                        )),
+                    }
+                }
+                Err(why) => {
+                    let serving = c.state.lock().await.endpoints.get(&name).is_some_and(|m| m.stable.is_some());
+                    all_serve &= serving;
+                    if said.get(address) != Some(&why) {
+                        if serving {
+                            log(&format!("{name}: keeps serving its version: {why}"));
+                        } else {
+                            log(&format!(
+                                "{name}: not ready: {why}; checking again every {:.1}s",
+                                from.poll.as_secs_f64()
+                            ));
+                        }
+                        said.insert(address.clone(), why);
+                    }
+                }
+            }
+        }
+        // The counters the controller judges a rollout by.
+        let written = {
+            let (c, from) = (c.clone(), from.clone());
+            tokio::task::spawn_blocking(move || {
+                for address in &from.endpoints {
+                    let name = control::endpoint_name(address);
+                    super::cluster::write_stats(&c.data_dir, &name, &pod_stats(&c, &name, &from.pod))?;
+                }
+                Ok::<(), std::io::Error>(())
+            })
+            .await
+        };
+        match written {
+            Ok(Ok(())) => said.remove("_stats"),
+            Ok(Err(e)) if !said.contains_key("_stats") => {
+                log(&format!("error: cannot write this pod's counters for the controller: {e}"));
+                said.insert("_stats".into(), e.to_string())
+            }
+            _ => None,
+        };
+        if all_serve && !c.endpoints.is_ready() {
+            log("ready: every endpoint serves");
+            c.endpoints.set_ready(true);
+        }
+    }
+}
+
+/// What [`follow_production`] did.
+enum Followed {
+    /// Nothing changed.
+    Same,
+    /// All traffic now goes to production version `to` (`from`: what served before; the same
+    /// version when a rollout over it ended).
+    Switched { job: String, from: Option<u32>, to: u32 },
+    /// The controller's rollout: `candidate` takes `percent` of traffic, production `base` the
+    /// rest.
+    Split { candidate: u32, percent: f64, base: u32 },
+}
+
+/// Makes the endpoint serve what the volume says (blocking: reads the registry and the
+/// controller's rollout file, loads models): the registry's production version of its job,
+/// split with a candidate while the controller rolls one out over that version
+/// ([`super::cluster`]). Replicas never step a rollout themselves.
+fn follow_production(c: &Control, from: &FromSpec, address: &str) -> Result<Followed, String> {
+    let job = match from.spec.resource(address).map(|r| &r.config) {
+        Some(mlops_compiler::model::Config::Endpoint(e)) => e.model.clone(),
+        _ => return Err(format!("`{address}` is not an endpoint of the spec")),
+    };
+    let registry_dir = c.data_dir.join("registry");
+    let production = Registry::open(&registry_dir)
+        .and_then(|r| r.production(&job))
+        .map_err(|e| format!("cannot read the model registry in {}: {e}", registry_dir.display()))?;
+    let Some(production) = production else {
+        return Err(format!(
+            "no version of {job} is in production in the registry ({}) yet: its training job has not \
+             promoted one (`mlops train --spec FILE {job} --promote`)",
+            registry_dir.display()
+        ));
+    };
+    let name = control::endpoint_name(address);
+    let shared = super::cluster::read_rollout(&c.data_dir, &name)
+        .map(|s| s.rollout)
+        .filter(|r| !r.finished() && r.previous == Some(production.version) && r.candidate != production.version);
+    let split = shared.as_ref().map(|r| (r.candidate, r.candidate_percent()));
+    let mut state = c.state.blocking_lock();
+    let existing = state.endpoints.get(&name).cloned();
+    let before = existing.as_ref().and_then(|m| m.stable);
+    let before_split = existing
+        .as_ref()
+        .and_then(|m| m.rollout.as_ref())
+        .filter(|r| !r.finished())
+        .map(|r| (r.candidate, r.candidate_percent()));
+    if before == Some(production.version) && before_split == split {
+        return Ok(Followed::Same);
+    }
+    let mut m = match existing {
+        Some(m) => m,
+        None => Managed::new(DeployRequest::for_endpoint(&from.spec, address, &from.root, production.version)?),
+    };
+    m.request.version = production.version;
+    m.stable = Some(production.version);
+    m.rollout = shared;
+    let loading = split.map_or(production.version, |(candidate, _)| candidate);
+    c.publish(&name, &mut m).map_err(|e| format!("cannot load version {loading} of {job}: {e}"))?;
+    state.endpoints.insert(name, m);
+    Ok(match split {
+        Some((candidate, percent)) => Followed::Split { candidate, percent, base: production.version },
+        None => Followed::Switched { job, from: before, to: production.version },
+    })
+}
+
+/// This replica's counters per version of the endpoint, for the controller.
+fn pod_stats(c: &Control, name: &str, pod: &str) -> super::cluster::PodStats {
+    let versions = c
+        .endpoints
+        .snapshot()
+        .into_iter()
+        .find(|e| e.name == name)
+        .map(|e| e.versions.into_iter().map(|v| v.version).collect::<Vec<_>>())
+        .unwrap_or_default()
+        .into_iter()
+        .map(|v| {
+            let n = c.counters(name, v);
+            (v, super::cluster::VersionCounters::new(n.requests, n.errors, &n.latency, n.scores))
+        })
+        .collect();
+    super::cluster::PodStats { pod: pod.to_string(), started_ms: c.started_ms, versions }
 }
 
 /// Completes on SIGTERM or SIGINT.

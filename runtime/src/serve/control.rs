@@ -15,7 +15,8 @@ use std::net::{SocketAddr, TcpStream, ToSocketAddrs};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use mlops_compiler::model::Endpoint as EndpointSpec;
+use mlops_compiler::model::{Config, Endpoint as EndpointSpec};
+use mlops_compiler::spec::SystemSpec;
 use serde::{Deserialize, Serialize};
 
 /// Control routes' prefix.
@@ -76,6 +77,55 @@ pub struct DeployRequest {
     /// agent checks tokens without ever holding one, and needs no environment of its own.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub token_sha256: Option<String>,
+}
+
+impl DeployRequest {
+    /// What deploys `version` of the endpoint at `address` of `spec` — the same request whether
+    /// `apply` sends it to a local agent or a pod's agent publishes it itself: the endpoint's
+    /// compiled block, the online views of its job (for `entities` requests) and its bearer
+    /// token's digest, the token read here, in the caller's environment (`token_env`, or
+    /// `token_file` relative to `root`).
+    pub fn for_endpoint(spec: &SystemSpec, address: &str, root: &Path, version: u32) -> Result<DeployRequest, String> {
+        let endpoint = match spec.resource(address).map(|r| &r.config) {
+            Some(Config::Endpoint(e)) => e,
+            _ => return Err(format!("`{address}` is not an endpoint of this configuration")),
+        };
+        let online = spec
+            .resources
+            .iter()
+            .find(|r| r.address == endpoint.model)
+            .and_then(|r| match &r.config {
+                Config::TrainingJob(job) => Some(job.features.clone()),
+                _ => None,
+            })
+            .unwrap_or_default()
+            .iter()
+            .filter_map(|view| spec.resources.iter().find(|r| &r.address == view))
+            .filter_map(|r| match &r.config {
+                Config::FeatureView(v) if v.online => {
+                    Some(OnlineViewRef { address: r.address.clone(), join_keys: v.join_keys.clone() })
+                }
+                _ => None,
+            })
+            .collect();
+        let token_sha256 = match &endpoint.auth {
+            Some(auth) if auth.kind != "none" => {
+                let settings = super::EndpointSettings::from_spec(endpoint, root)
+                    .map_err(|e| format!("the endpoint's token: {e}"))?;
+                settings.token.map(|t| t.sha256_hex())
+            }
+            _ => None,
+        };
+        Ok(DeployRequest {
+            token_sha256,
+            address: address.to_string(),
+            job: endpoint.model.clone(),
+            version,
+            spec: endpoint.clone(),
+            base_dir: root.canonicalize().unwrap_or_else(|_| root.to_path_buf()),
+            online,
+        })
+    }
 }
 
 /// One version in [`EndpointStatus`].

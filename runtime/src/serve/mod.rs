@@ -11,6 +11,7 @@
 //! ```
 
 pub mod agent;
+pub mod cluster;
 pub mod control;
 pub mod endpoints;
 pub mod external;

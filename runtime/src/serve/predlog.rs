@@ -18,8 +18,10 @@
 //! ```
 //! `features` holds the values as received (a category's text even when unseen), `null` for
 //! missing; `entity` is present when the request carried the sticky key. Files are flushed every
-//! [`PredictionLogOptions::flush_interval`] and when the log is closed; one server should own a
-//! directory (each replica its own).
+//! [`PredictionLogOptions::flush_interval`] and when the log is closed. One writer per file:
+//! replicas sharing a volume (pods) each set [`PredictionLogOptions::pod`] and write
+//! `<dir>/<endpoint>/pods/<pod>/<YYYY-MM-DD>T<HH>.jsonl`; readers take the endpoint's own files
+//! and every pod's ([`crate::monitor::window::Window::read`]).
 
 use std::collections::HashMap;
 use std::fs::{File, OpenOptions};
@@ -48,6 +50,9 @@ pub struct PredictionLogOptions {
     pub max_sample_rate: u32,
     /// How often buffered lines are flushed to the files.
     pub flush_interval: Duration,
+    /// This replica's name when several share `dir` (pods on one volume): its files go under
+    /// `<endpoint>/pods/<pod>/` so no two processes append to one file.
+    pub pod: Option<String>,
 }
 
 impl PredictionLogOptions {
@@ -58,6 +63,7 @@ impl PredictionLogOptions {
             capacity: 4096,
             max_sample_rate: 1024,
             flush_interval: Duration::from_secs(1),
+            pod: None,
         }
     }
 }
@@ -287,8 +293,22 @@ fn endpoint_dir(name: &str) -> String {
 
 /// The log file of `endpoint` for `hour` (hours since the Unix epoch, UTC).
 pub(crate) fn hour_file(dir: &Path, endpoint: &str, hour: i64) -> PathBuf {
+    dir.join(endpoint_dir(endpoint)).join(hour_name(hour))
+}
+
+/// The log file of `endpoint` for `hour` written by replica `pod`.
+pub(crate) fn pod_hour_file(dir: &Path, endpoint: &str, pod: &str, hour: i64) -> PathBuf {
+    pods_dir(dir, endpoint).join(pod).join(hour_name(hour))
+}
+
+/// Where the replicas of `endpoint` keep their own files (one directory per pod).
+pub(crate) fn pods_dir(dir: &Path, endpoint: &str) -> PathBuf {
+    dir.join(endpoint_dir(endpoint)).join("pods")
+}
+
+fn hour_name(hour: i64) -> String {
     let (y, m, d) = civil_from_days(hour.div_euclid(24));
-    dir.join(endpoint_dir(endpoint)).join(format!("{y:04}-{m:02}-{d:02}T{:02}.jsonl", hour.rem_euclid(24)))
+    format!("{y:04}-{m:02}-{d:02}T{:02}.jsonl", hour.rem_euclid(24))
 }
 
 impl Writer {
@@ -363,7 +383,10 @@ impl Writer {
             if let Some(mut old) = self.files.remove(endpoint) {
                 old.out.flush()?;
             }
-            let path = hour_file(&self.options.dir, endpoint, hour);
+            let path = match &self.options.pod {
+                Some(pod) => pod_hour_file(&self.options.dir, endpoint, pod, hour),
+                None => hour_file(&self.options.dir, endpoint, hour),
+            };
             if let Some(parent) = path.parent() {
                 std::fs::create_dir_all(parent)?;
             }
@@ -433,6 +456,8 @@ mod tests {
     fn files_are_per_endpoint_and_hour() {
         let p = hour_file(Path::new("/log"), "fraud_api", 1_709_211_845 / 3600);
         assert_eq!(p, Path::new("/log/fraud_api/2024-02-29T13.jsonl"));
+        let p = pod_hour_file(Path::new("/log"), "fraud_api", "api-7c9-x2", 1_709_211_845 / 3600);
+        assert_eq!(p, Path::new("/log/fraud_api/pods/api-7c9-x2/2024-02-29T13.jsonl"));
         assert_eq!(endpoint_dir(".."), "%2E.");
     }
 }

@@ -52,6 +52,8 @@ pub struct ServerOptions {
     /// Keep labels posted to `/v1/endpoints/{name}/feedback` under this data directory
     /// (`None`: the route answers 404).
     pub feedback_dir: Option<std::path::PathBuf>,
+    /// This replica's name when several share `feedback_dir` (pods): it appends to its own files.
+    pub feedback_pod: Option<String>,
 }
 
 impl Default for ServerOptions {
@@ -61,6 +63,7 @@ impl Default for ServerOptions {
             drain_timeout: Duration::from_secs(30),
             control: None,
             feedback_dir: None,
+            feedback_pod: None,
         }
     }
 }
@@ -88,7 +91,11 @@ impl Server {
         };
         let mut state = AppState::new(endpoints.clone(), log.as_ref().map(PredictionLog::logger));
         if let Some(dir) = &options.feedback_dir {
-            state = state.with_feedback(Arc::new(crate::monitor::feedback::FeedbackStore::open(dir)));
+            let store = match &options.feedback_pod {
+                Some(pod) => crate::monitor::feedback::FeedbackStore::for_pod(dir, pod),
+                None => crate::monitor::feedback::FeedbackStore::open(dir),
+            };
+            state = state.with_feedback(Arc::new(store));
         }
         let app = match &options.control {
             Some(control) => control.clone().merge(router_with(state.clone())),
@@ -151,6 +158,13 @@ impl RunningServer {
     /// The prediction log's counts so far.
     pub fn prediction_log_stats(&self) -> Option<PredictionLogStats> {
         self.log.as_ref().map(PredictionLog::stats)
+    }
+
+    /// Answers `/readyz` with 503 from now on while still serving every request and accepting
+    /// connections: the first step of a pod's shutdown, so the Service stops sending it traffic
+    /// before [`RunningServer::shutdown`] stops accepting.
+    pub fn unready(&self) {
+        self.state.draining().store(true, Ordering::SeqCst);
     }
 
     /// Stops accepting connections (readiness turns 503 at once), waits up to the drain

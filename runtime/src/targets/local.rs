@@ -32,8 +32,7 @@ use crate::features::FeatureStore;
 use crate::pipeline::Runtime;
 use crate::registry::{Registry, RegistryError, Status};
 use crate::retrain::controller::{MonitorRequest, PolicyRequest};
-use crate::serve::control::{self, Agent, DeployRequest, OnlineViewRef};
-use crate::serve::EndpointSettings;
+use crate::serve::control::{self, Agent, DeployRequest};
 use crate::train::TrainOptions;
 use crate::workspace::Workspace;
 
@@ -88,42 +87,8 @@ impl LocalTarget {
             .production(&endpoint.model)
             .map_err(TargetError::from_display)?
             .ok_or_else(|| TargetError(format!("{} has no version in production to serve", endpoint.model)))?;
-        let online = spec
-            .resources
-            .iter()
-            .find(|r| r.address == endpoint.model)
-            .and_then(|r| match &r.config {
-                Config::TrainingJob(job) => Some(job.features.clone()),
-                _ => None,
-            })
-            .unwrap_or_default()
-            .iter()
-            .filter_map(|view| spec.resources.iter().find(|r| &r.address == view))
-            .filter_map(|r| match &r.config {
-                Config::FeatureView(v) if v.online => {
-                    Some(OnlineViewRef { address: r.address.clone(), join_keys: v.join_keys.clone() })
-                }
-                _ => None,
-            })
-            .collect();
         // The token is read here, in apply's environment, and only its digest is sent.
-        let token_sha256 = match &endpoint.auth {
-            Some(auth) if auth.kind != "none" => {
-                let settings = EndpointSettings::from_spec(endpoint, self.root())
-                    .map_err(|e| TargetError(format!("the endpoint's token: {e}")))?;
-                settings.token.map(|t| t.sha256_hex())
-            }
-            _ => None,
-        };
-        let request = DeployRequest {
-            token_sha256,
-            address: address.to_string(),
-            job: endpoint.model.clone(),
-            version: version.version,
-            spec: endpoint.clone(),
-            base_dir: self.root().canonicalize().unwrap_or_else(|_| self.root().to_path_buf()),
-            online,
-        };
+        let request = DeployRequest::for_endpoint(spec, address, self.root(), version.version).map_err(TargetError)?;
         let body = serde_json::to_string(&request).map_err(TargetError::from_display)?;
         let name = control::endpoint_name(address);
         let agent = self.agent()?;
@@ -260,14 +225,8 @@ impl Target for LocalTarget {
                 produced.insert("endpoint".into(), json!(request.endpoint));
                 self.put_controlled("monitors", address, &request)?;
             }
-            Config::RetrainPolicy(policy) => {
-                let request = PolicyRequest {
-                    address: address.to_string(),
-                    policy: policy.clone(),
-                    spec: spec.clone(),
-                    root: self.root().canonicalize().unwrap_or_else(|_| self.root().to_path_buf()),
-                    endpoint: policy.promote.as_ref().and_then(|p| p.via.as_deref()).map(control::endpoint_name),
-                };
+            Config::RetrainPolicy(_) => {
+                let request = PolicyRequest::from_spec(spec, address, self.root()).map_err(TargetError)?;
                 if let Some(e) = &request.endpoint {
                     produced.insert("endpoint".into(), json!(e));
                 }
