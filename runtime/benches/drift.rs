@@ -4,7 +4,8 @@
 //! current shifted by 0.05 and scaled by 1.1 — and 1,000,000 categories a side (50 merchant
 //! names, the current with other weights and one new name), writes them to
 //! `target/bench-data/drift/`, and runs each statistic from the raw values to its result, here
-//! (`mlops_runtime::monitor::drift`, one thread) and in `drift_python.py` (SciPy and NumPy,
+//! (`mlops_runtime::monitor::drift`, which puts two threads on samples of 131,072 values or
+//! more) and in `drift_python.py` (SciPy and NumPy,
 //! loaded once; file loading not timed) on the same data in the same run. Prints, per
 //! statistic, the median of `MLOPS_BENCH_REPS` runs (default 5) on both sides and the ratio
 //! (target ≥ 10×), after checking the two values agree within 1e-9.
@@ -178,7 +179,7 @@ fn run() -> Result<bool, Error> {
     eprintln!("timing mlops…");
     println!(
         "drift statistics on {n} reference + {n} current values (categories: 50 + 51 names), median of {reps} runs; \
-         mlops 1 thread vs SciPy {} / NumPy {}",
+         mlops (2 threads) vs SciPy {} / NumPy {} (1 thread)",
         py["scipy"].as_str().unwrap_or("?"),
         py["numpy"].as_str().unwrap_or("?")
     );

@@ -65,89 +65,126 @@ impl Digit {
     }
 }
 
-/// Per bucket of one level: counts of each sample, and optionally the sums of their distances
-/// from the bucket's origin ([`Digit::origin`]) and the bucket's least value.
-struct Histogram {
-    ca: Vec<u32>,
-    cb: Vec<u32>,
-    sa: Vec<f64>,
-    sb: Vec<f64>,
+/// Samples at least this large are worked on by two threads (each sample, or each half of one,
+/// on its own): below it a thread costs more than it saves.
+const PARALLEL_FROM: usize = 1 << 17;
+
+/// `(fa(), fb())`, on two threads when `parallel` and the machine has two cores.
+pub(crate) fn both<A: Send, B: Send>(
+    parallel: bool,
+    fa: impl FnOnce() -> A + Send,
+    fb: impl FnOnce() -> B + Send,
+) -> (A, B) {
+    if parallel && std::thread::available_parallelism().is_ok_and(|n| n.get() > 1) {
+        std::thread::scope(|scope| {
+            let b = scope.spawn(fb);
+            let a = fa();
+            (a, b.join().unwrap_or_else(|p| std::panic::resume_unwind(p)))
+        })
+    } else {
+        (fa(), fb())
+    }
+}
+
+/// Is a sample of this size worth two threads?
+pub(crate) fn large(n: usize) -> bool {
+    n >= PARALLEL_FROM
+}
+
+/// One sample's counts per bucket of a level, and optionally the sums of its values' distances
+/// from the bucket's origin ([`Digit::origin`]) and its least value per bucket.
+struct Side {
+    counts: Vec<u32>,
+    sums: Vec<f64>,
     min: Vec<f64>,
+}
+
+impl Side {
+    fn new(values: &[f64], digit: Digit, sums: bool) -> Side {
+        let n = 1usize << digit.bits;
+        let mut s = Side {
+            counts: vec![0; n],
+            sums: if sums { vec![0.0; n] } else { Vec::new() },
+            min: if sums { vec![f64::INFINITY; n] } else { Vec::new() },
+        };
+        if sums {
+            // Distances from the origin, not the values: near-equal values far from 0 would
+            // otherwise lose their differences to rounding.
+            for &x in values {
+                let d = digit.of(x);
+                s.counts[d] += 1;
+                s.sums[d] += x - digit.origin(x);
+                s.min[d] = s.min[d].min(x);
+            }
+        } else {
+            for &x in values {
+                s.counts[digit.of(x)] += 1;
+            }
+        }
+        s
+    }
+}
+
+/// Per bucket of one level: counts of each sample (and with `sums`, their sums and least values:
+/// [`Side`]). The two samples are counted on two threads when large.
+struct Histogram {
+    a: Side,
+    b: Side,
 }
 
 impl Histogram {
     fn new(a: &[f64], b: &[f64], level: usize, sums: bool) -> Histogram {
         let digit = Digit::at(level);
-        let n = 1usize << digit.bits;
-        let mut h = Histogram {
-            ca: vec![0; n],
-            cb: vec![0; n],
-            sa: if sums { vec![0.0; n] } else { Vec::new() },
-            sb: if sums { vec![0.0; n] } else { Vec::new() },
-            min: if sums { vec![f64::INFINITY; n] } else { Vec::new() },
-        };
-        for (values, counts, sum) in [(a, &mut h.ca, &mut h.sa), (b, &mut h.cb, &mut h.sb)] {
-            if sums {
-                // Distances from the origin, not the values: near-equal values far from 0 would
-                // otherwise lose their differences to rounding.
-                for &x in values {
-                    let d = digit.of(x);
-                    counts[d] += 1;
-                    sum[d] += x - digit.origin(x);
-                    h.min[d] = h.min[d].min(x);
-                }
-            } else {
-                for &x in values {
-                    counts[digit.of(x)] += 1;
-                }
-            }
-        }
-        h
+        let (a, b) = both(large(a.len().min(b.len())), || Side::new(a, digit, sums), || Side::new(b, digit, sums));
+        Histogram { a, b }
     }
 
     /// Buckets holding any value, in value order.
     fn occupied(&self) -> Vec<usize> {
-        (0..self.ca.len()).filter(|&d| self.ca[d] + self.cb[d] > 0).collect()
+        (0..self.a.counts.len()).filter(|&d| self.a.counts[d] + self.b.counts[d] > 0).collect()
+    }
+
+    /// The least value of an occupied bucket.
+    fn min(&self, d: usize) -> f64 {
+        self.a.min[d].min(self.b.min[d])
     }
 }
 
-/// The values of `a` and `b` in the chosen buckets of `level`, per bucket.
-fn gather(a: &[f64], b: &[f64], level: usize, buckets: &[usize]) -> Vec<(Vec<f64>, Vec<f64>)> {
-    let digit = Digit::at(level);
-    let mut out = vec![(Vec::new(), Vec::new()); buckets.len()];
-    if buckets.len() <= 8 {
-        // A few buckets: a scan of their digits beats clearing a table of every digit.
-        let find = |x: f64| {
+/// The values of `a` and `b` in the chosen buckets of `level`, per bucket (in the order given).
+/// Membership is a bitmap of the level's digits and a bucket's place the number of chosen
+/// digits below it (a count per 64-bit word plus a popcount): both small enough to stay in
+/// cache, where a table of every digit would miss it on every value.
+fn gather(a: &[f64], b: &[f64], digit: Digit, buckets: &[usize]) -> Vec<(Vec<f64>, Vec<f64>)> {
+    let mut sorted: Vec<(usize, usize)> = buckets.iter().enumerate().map(|(i, &d)| (d, i)).collect();
+    sorted.sort_unstable();
+    let words = (1usize << digit.bits).div_ceil(64);
+    let mut bits = vec![0u64; words];
+    for &(d, _) in &sorted {
+        bits[d / 64] |= 1 << (d % 64);
+    }
+    let mut below = vec![0u32; words];
+    let mut total = 0;
+    for (w, b) in below.iter_mut().zip(&bits) {
+        *w = total;
+        total += b.count_ones();
+    }
+    let collect = |values: &[f64]| {
+        let mut out = vec![Vec::new(); sorted.len()];
+        for &x in values {
             let d = digit.of(x);
-            buckets.iter().position(|&c| c == d)
-        };
-        for &x in a {
-            if let Some(i) = find(x) {
-                out[i].0.push(x);
+            let word = bits[d / 64];
+            if word >> (d % 64) & 1 == 1 {
+                let rank = below[d / 64] + (word & ((1u64 << (d % 64)) - 1)).count_ones();
+                out[rank as usize].push(x);
             }
         }
-        for &x in b {
-            if let Some(i) = find(x) {
-                out[i].1.push(x);
-            }
-        }
-        return out;
-    }
-    let mut index = vec![u32::MAX; 1usize << digit.bits];
-    for (i, &d) in buckets.iter().enumerate() {
-        index[d] = i as u32;
-    }
-    for &x in a {
-        let i = index[digit.of(x)];
-        if i != u32::MAX {
-            out[i as usize].0.push(x);
-        }
-    }
-    for &x in b {
-        let i = index[digit.of(x)];
-        if i != u32::MAX {
-            out[i as usize].1.push(x);
-        }
+        out
+    };
+    let (mut fa, mut fb) = both(large(a.len().min(b.len())), || collect(a), || collect(b));
+    // Back to the caller's order.
+    let mut out = vec![(Vec::new(), Vec::new()); buckets.len()];
+    for (rank, &(_, i)) in sorted.iter().enumerate() {
+        out[i] = (std::mem::take(&mut fa[rank]), std::mem::take(&mut fb[rank]));
     }
     out
 }
@@ -212,7 +249,7 @@ impl Extremes {
         let mut buckets = Vec::new();
         let (mut i, mut j) = (i0, j0);
         for d in h.occupied() {
-            let (x, y) = (u64::from(h.ca[d]), u64::from(h.cb[d]));
+            let (x, y) = (u64::from(h.a.counts[d]), u64::from(h.b.counts[d]));
             buckets.push((d, i, j, self.diff(i + x, j), self.diff(i, j + y)));
             i += x;
             j += y;
@@ -221,7 +258,8 @@ impl Extremes {
         }
         let mut chosen: Vec<_> = buckets.into_iter().filter(|b| b.3 > self.max || b.4 < self.min).collect();
         // The bounds are loose until the extremes are known well: look first into the two
-        // buckets most likely to hold each extreme, which then rules most others out.
+        // buckets most likely to hold each extreme, which then rules most others out. All are
+        // gathered in one pass; the later ones are searched only if still in the running.
         let mut first = Vec::new();
         for _ in 0..2 {
             for pick in [
@@ -236,9 +274,8 @@ impl Extremes {
                 }
             }
         }
+        first.append(&mut chosen);
         self.look_into(a, b, level, first);
-        chosen.retain(|b| b.3 > self.max || b.4 < self.min);
-        self.look_into(a, b, level, chosen);
     }
 
     /// Searches the chosen buckets `(digit, below in a, below in b, hi, lo)` of `level`.
@@ -247,7 +284,7 @@ impl Extremes {
             return;
         }
         let digits: Vec<usize> = chosen.iter().map(|c| c.0).collect();
-        for ((xa, xb), (_, i, j, hi, lo)) in gather(a, b, level, &digits).into_iter().zip(chosen) {
+        for ((xa, xb), (_, i, j, hi, lo)) in gather(a, b, Digit::at(level), &digits).into_iter().zip(chosen) {
             // An extreme found in an earlier bucket may rule this one out now.
             if hi > self.max || lo < self.min {
                 self.search(&xa, &xb, level + 1, i, j);
@@ -287,17 +324,17 @@ fn area(a: &[f64], b: &[f64], level: usize, i0: u64, j0: u64, end: f64, n: (f64,
     let mut split = Vec::new();
     let (mut i, mut j) = (i0, j0);
     for (pos, &d) in occupied.iter().enumerate() {
-        let (x, y) = (u64::from(h.ca[d]), u64::from(h.cb[d]));
+        let (x, y) = (u64::from(h.a.counts[d]), u64::from(h.b.counts[d]));
         // The bucket's interval runs from its least value to the next bucket's least value.
-        let (start, stop) = (h.min[d], occupied.get(pos + 1).map_or(end, |&next| h.min[next]));
+        let (start, stop) = (h.min(d), occupied.get(pos + 1).map_or(end, |&next| h.min(next)));
         let base = i as f64 / na - j as f64 / nb;
         let (hi, lo) = (base + x as f64 / na, base - y as f64 / nb);
         if lo >= 0.0 || hi <= 0.0 {
             // One sign throughout: ∫ F over [start, stop) is (C_below (stop − start) + Σ (stop − x)) / n,
             // with Σ (stop − x) = c (stop − origin) − Σ (x − origin).
             let to_stop = stop - digit.origin(start);
-            let int_a = (i as f64 * (stop - start) + (x as f64 * to_stop - h.sa[d])) / na;
-            let int_b = (j as f64 * (stop - start) + (y as f64 * to_stop - h.sb[d])) / nb;
+            let int_a = (i as f64 * (stop - start) + (x as f64 * to_stop - h.a.sums[d])) / na;
+            let int_b = (j as f64 * (stop - start) + (y as f64 * to_stop - h.b.sums[d])) / nb;
             block += if lo >= 0.0 { int_a - int_b } else { int_b - int_a };
             if pos % 256 == 255 {
                 total += block;
@@ -312,7 +349,7 @@ fn area(a: &[f64], b: &[f64], level: usize, i0: u64, j0: u64, end: f64, n: (f64,
     total += block;
     if !split.is_empty() {
         let digits: Vec<usize> = split.iter().map(|s| s.0).collect();
-        for ((xa, xb), (_, i, j, stop)) in gather(a, b, level, &digits).into_iter().zip(split) {
+        for ((xa, xb), (_, i, j, stop)) in gather(a, b, Digit::at(level), &digits).into_iter().zip(split) {
             total += area(&xa, &xb, level + 1, i, j, stop, n);
         }
     }
@@ -325,39 +362,90 @@ pub(crate) fn wasserstein(a: &[f64], b: &[f64]) -> f64 {
     area(a, b, 0, 0, 0, end, (a.len() as f64, b.len() as f64))
 }
 
-/// Count per level-0 bucket.
-fn counts(values: &[f64]) -> Vec<u32> {
-    let mut c = vec![0u32; 1usize << LEVEL_BITS[0]];
-    let digit = Digit::at(0);
-    for &x in values {
-        c[digit.of(x)] += 1;
-    }
-    c
+/// Bits of the key that choose a bucket when selecting order statistics: fine enough that the
+/// few buckets holding the wanted ranks are small (measured: 16 bits, whose table stays in
+/// cache, was slower by the larger buckets it leaves to search).
+const SELECT_BITS: u32 = 20;
+
+/// Order statistics of an unsorted sample, found without sorting it, and the buckets they were
+/// found in — from which the count of values `≤ x` is known for any `x` near them.
+pub(crate) struct Selection {
+    digit: Digit,
+    /// Count per bucket.
+    counts: Vec<u32>,
+    /// The buckets searched (ascending), the number of values below each, and its values.
+    buckets: Vec<(usize, u64, Vec<f64>)>,
+    /// The values at the ranks asked for, in their order.
+    pub values: Vec<f64>,
 }
 
 /// The values at the given sorted-order `ranks` (ascending, each `< values.len()`), without
 /// sorting: a count per bucket finds the bucket of each rank, then only those buckets are
-/// gathered and sorted.
-pub(crate) fn order_statistics(values: &[f64], ranks: &[usize]) -> Vec<f64> {
-    let c = counts(values);
+/// gathered and searched.
+pub(crate) fn order_statistics(values: &[f64], ranks: &[usize]) -> Selection {
+    let digit = Digit { used: 0, bits: SELECT_BITS };
+    // Two halves on two threads when large: counted apart, then added; gathered apart, then
+    // joined (a bucket's order does not matter to the selection).
+    let parallel = large(values.len());
+    let (first, second) = values.split_at(if parallel { values.len() / 2 } else { values.len() });
+    let (one, other) = both(parallel, || Side::new(first, digit, false), || Side::new(second, digit, false));
+    let mut counts = one.counts;
+    for (c, d) in counts.iter_mut().zip(other.counts) {
+        *c += d;
+    }
     let mut digits: Vec<usize> = Vec::new();
+    let mut below: Vec<u64> = Vec::new();
     let mut picks = Vec::with_capacity(ranks.len());
     let (mut d, mut before) = (0usize, 0usize);
     for &r in ranks {
-        while before + c[d] as usize <= r {
-            before += c[d] as usize;
+        while before + counts[d] as usize <= r {
+            before += counts[d] as usize;
             d += 1;
         }
         if digits.last() != Some(&d) {
             digits.push(d);
+            below.push(before as u64);
         }
         picks.push((digits.len() - 1, r - before));
     }
-    let mut gathered = gather(values, &[], 0, &digits);
-    for (v, _) in &mut gathered {
-        super::sample::sort_floats(v);
+    let mut buckets: Vec<(usize, u64, Vec<f64>)> = gather(first, second, digit, &digits)
+        .into_iter()
+        .zip(digits.iter().zip(&below))
+        .map(|((mut v, w), (&d, &b))| {
+            v.extend(w);
+            (d, b, v)
+        })
+        .collect();
+    // Ascending selections within each bucket, each on what lies above the previous one.
+    let mut out = vec![0.0; picks.len()];
+    let mut done: Vec<usize> = vec![0; buckets.len()];
+    for (k, &(g, at)) in picks.iter().enumerate() {
+        let v = &mut buckets[g].2;
+        let from = done[g].min(at);
+        let (_, nth, _) = v[from..].select_nth_unstable_by_key(at - from, |&x| key(x));
+        out[k] = *nth + 0.0;
+        done[g] = at;
     }
-    picks.into_iter().map(|(g, at)| gathered[g].0[at]).collect()
+    Selection { digit, counts, buckets, values: out }
+}
+
+impl Selection {
+    /// How many values of the sample are `≤ x`, if `x` lies in a searched bucket or among
+    /// buckets close after one (`None` otherwise: the caller counts).
+    pub(crate) fn at_most(&self, x: f64) -> Option<u64> {
+        let d = self.digit.of(x);
+        let g = self.buckets.partition_point(|b| b.0 <= d).checked_sub(1)?;
+        let (start, below, values) = &self.buckets[g];
+        if *start == d {
+            let kx = key(x);
+            return Some(below + values.iter().filter(|&&v| key(v) <= kx).count() as u64);
+        }
+        // Every value of the buckets from this one up to x's (exclusive) is below x.
+        if d - start > 4_096 {
+            return None;
+        }
+        Some(below + self.counts[*start..d].iter().map(|&c| u64::from(c)).sum::<u64>())
+    }
 }
 
 #[cfg(test)]
@@ -406,6 +494,8 @@ mod tests {
             // Large and narrow: buckets are split level after level.
             (data(7, 30_000, 1e-6, 1000.0), data(8, 20_000, 1e-6, 1000.0 + 1e-8)),
             (data(9, 40_000, 4.0, 0.0), data(10, 40_000, 4.0, 0.01)),
+            // Large enough for two threads (each sample, or each half of one, apart).
+            (data(11, 300_001, 4.0, 0.0), data(12, 200_000, 4.0, 0.02)),
         ];
         for (a, b) in &cases {
             let (sa, sb) = (sorted(a), sorted(b));
@@ -414,9 +504,18 @@ mod tests {
             let wb = wasserstein(a, b);
             assert!((w - wb).abs() <= 1e-12 * w.abs().max(1e-300), "{w} vs {wb}");
             let ranks = [0, a.len() / 3, a.len() / 2, a.len() - 1];
-            let stats = order_statistics(a, &ranks);
-            for (r, s) in ranks.iter().zip(stats) {
-                assert_eq!(s, sa[*r] + 0.0);
+            let selection = order_statistics(a, &ranks);
+            for (r, s) in ranks.iter().zip(&selection.values) {
+                assert_eq!(*s, sa[*r] + 0.0);
+            }
+            // Counts of values ≤ each order statistic, and ≤ points between values.
+            for &r in &ranks {
+                for x in [sa[r], sa[r] + 1e-9, sa[r] - 1e-9] {
+                    let expected = sa.partition_point(|&v| v <= x) as u64;
+                    if let Some(n) = selection.at_most(x) {
+                        assert_eq!(n, expected, "≤ {x}");
+                    }
+                }
             }
         }
     }

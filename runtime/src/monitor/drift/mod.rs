@@ -316,8 +316,8 @@ fn numeric<'a>(reference: &'a FeatureData, current: &'a FeatureData) -> (&'a Num
 
 /// Bin counts of both numeric samples over the reference's quantile bins.
 fn numeric_bins(reference: &NumericSample, current: &NumericSample, bins: usize) -> (Vec<u64>, Vec<u64>) {
-    let edges = reference.quantile_edges(bins.max(1));
-    (reference.bin_counts(&edges), current.bin_counts(&edges))
+    let (edges, counts) = reference.quantile_bins(bins.max(1));
+    (counts, current.bin_counts(&edges))
 }
 
 /// Aligned category counts and the categories the reference never saw.

@@ -47,7 +47,10 @@ impl NumericSample {
     /// Drops the non-finite values (counting them as missing) and keeps the rest in order.
     pub fn unsorted(mut values: Vec<f64>) -> NumericSample {
         let before = values.len();
-        values.retain(|x| x.is_finite());
+        // Usually nothing is missing: a read-only check is far cheaper than moving every value.
+        if !values.iter().fold(true, |all, x| all & x.is_finite()) {
+            values.retain(|x| x.is_finite());
+        }
         let missing = (before - values.len()) as u64;
         let sorted = values.len() < 2;
         NumericSample { values, missing, sorted }
@@ -117,12 +120,18 @@ impl NumericSample {
     /// The inner edges of `bins` quantile bins of this sample ([`quantile_edges`]); an unsorted
     /// sample is not sorted for it, only the order statistics needed are selected.
     pub fn quantile_edges(&self, bins: usize) -> Vec<f64> {
-        if self.sorted {
-            return quantile_edges(&self.values, bins);
-        }
+        self.quantile_bins(bins).0
+    }
+
+    /// The inner edges of `bins` quantile bins ([`NumericSample::quantile_edges`]) and this
+    /// sample's counts in them ([`NumericSample::bin_counts`]). An unsorted sample is counted
+    /// from the buckets its quantiles were selected in, without another pass where it can be.
+    pub fn quantile_bins(&self, bins: usize) -> (Vec<f64>, Vec<u64>) {
         let n = self.values.len();
-        if n == 0 {
-            return Vec::new();
+        if self.sorted || n == 0 {
+            let edges = quantile_edges(&self.values, bins);
+            let counts = bin_counts_sorted(&self.values, &edges);
+            return (edges, counts);
         }
         // The two order statistics each quantile interpolates between.
         let mut ranks: Vec<usize> = (1..bins)
@@ -133,10 +142,10 @@ impl NumericSample {
             .collect();
         ranks.sort_unstable();
         ranks.dedup();
-        let stats = super::buckets::order_statistics(&self.values, &ranks);
+        let selection = super::buckets::order_statistics(&self.values, &ranks);
         // The quantile at q interpolates between the values of ranks ⌊(n−1)q⌋ and the next.
-        let at = |r: usize| stats[ranks.binary_search(&r).expect("every needed rank was selected")];
-        edges_from(
+        let at = |r: usize| selection.values[ranks.binary_search(&r).expect("every needed rank was selected")];
+        let edges = edges_from(
             |q| {
                 let virtual_index = (n - 1) as f64 * q;
                 let previous = virtual_index.floor();
@@ -147,7 +156,22 @@ impl NumericSample {
                 lerp(at(i), at(i + 1), virtual_index - previous)
             },
             bins,
-        )
+        );
+        let at_most: Option<Vec<u64>> = edges.iter().map(|&e| selection.at_most(e)).collect();
+        let counts = match at_most {
+            Some(at_most) => {
+                let mut counts = Vec::with_capacity(edges.len() + 1);
+                let mut below = 0;
+                for m in at_most {
+                    counts.push(m - below);
+                    below = m;
+                }
+                counts.push(n as u64 - below);
+                counts
+            }
+            None => bin_counts_unsorted(&self.values, &edges),
+        };
+        (edges, counts)
     }
 
     /// Counts in the bins the inner `edges` define (`edges.len() + 1` bins, closed on the
@@ -246,15 +270,40 @@ fn edges_from(quantile: impl Fn(f64) -> f64, bins: usize) -> Vec<f64> {
     edges
 }
 
-/// Counts of values in any order in the bins of [`quantile_edges`]: a branch-free count of the
-/// edges below each value when they are few, a binary search otherwise.
+/// Counts of values in any order in the bins of [`quantile_edges`]. For a few edges, blocks of
+/// values small enough to stay in L1 are compared with one edge at a time: a branch-free count
+/// the compiler turns into vector compares (a value's bin is the number of edges below it, so bin
+/// `k` holds `above[k−1] − above[k]`). Many edges: a binary search per value.
 pub fn bin_counts_unsorted(values: &[f64], edges: &[f64]) -> Vec<u64> {
+    use super::buckets::{both, large};
+    if !large(values.len()) {
+        return bin_counts_serial(values, edges);
+    }
+    // Two halves on two threads.
+    let (first, second) = values.split_at(values.len() / 2);
+    let (mut a, b) = both(true, || bin_counts_serial(first, edges), || bin_counts_serial(second, edges));
+    for (x, y) in a.iter_mut().zip(b) {
+        *x += y;
+    }
+    a
+}
+
+fn bin_counts_serial(values: &[f64], edges: &[f64]) -> Vec<u64> {
     let mut counts = vec![0u64; edges.len() + 1];
-    if edges.len() <= 32 {
-        for &x in values {
-            let bin: usize = edges.iter().map(|&e| usize::from(x > e)).sum();
-            counts[bin] += 1;
+    if edges.is_empty() {
+        counts[0] = values.len() as u64;
+    } else if edges.len() <= 32 {
+        let mut above = vec![0u64; edges.len()];
+        for block in values.chunks(1024) {
+            for (a, &e) in above.iter_mut().zip(edges) {
+                *a += block.iter().map(|&x| u64::from(x > e)).sum::<u64>();
+            }
         }
+        counts[0] = values.len() as u64 - above[0];
+        for k in 1..edges.len() {
+            counts[k] = above[k - 1] - above[k];
+        }
+        counts[edges.len()] = above[edges.len() - 1];
     } else {
         for &x in values {
             counts[edges.partition_point(|&e| e < x)] += 1;
@@ -285,17 +334,23 @@ pub struct CategoryCounts {
 }
 
 impl CategoryCounts {
-    /// Counts values; `None` is a missing value.
+    /// Counts values; `None` is a missing value. A name of up to 16 bytes is looked up by its
+    /// bytes packed into integers ([`ShortKey`]), so counting compares no strings.
     pub fn from_values<'a>(values: impl IntoIterator<Item = Option<&'a str>>) -> CategoryCounts {
-        let mut by_name: HashMap<&str, u64, BuildHasherDefault<FxHasher>> = HashMap::default();
+        let mut short: HashMap<ShortKey, (&str, u64), BuildHasherDefault<FxHasher>> = HashMap::default();
+        let mut long: HashMap<&str, u64, BuildHasherDefault<FxHasher>> = HashMap::default();
         let mut missing = 0;
         for v in values {
             match v {
-                Some(s) => *by_name.entry(s).or_insert(0) += 1,
+                Some(s) => match ShortKey::of(s) {
+                    Some(k) => short.entry(k).or_insert((s, 0)).1 += 1,
+                    None => *long.entry(s).or_insert(0) += 1,
+                },
                 None => missing += 1,
             }
         }
-        CategoryCounts { counts: by_name.into_iter().map(|(k, v)| (k.to_string(), v)).collect(), missing }
+        let counts = short.into_values().chain(long).map(|(k, v)| (k.to_string(), v)).collect();
+        CategoryCounts { counts, missing }
     }
 
     /// From counts already made.
@@ -350,6 +405,46 @@ pub fn aligned_counts(reference: &CategoryCounts, current: &CategoryCounts) -> (
     (names.into_iter().cloned().collect(), r, c)
 }
 
+/// A category name of at most 16 bytes as integers: its first and last (up to) 8 bytes, which
+/// overlap when it is shorter, and its length — together they determine the name.
+#[derive(Clone, Copy, PartialEq, Eq)]
+struct ShortKey {
+    head: u64,
+    tail: u64,
+    len: u8,
+}
+
+impl std::hash::Hash for ShortKey {
+    fn hash<H: Hasher>(&self, h: &mut H) {
+        // Names often differ only in their last bytes, the high bits of `tail`; Fx keeps input
+        // bits where they are, so fold them down before the table takes its low bits.
+        let mut x = self.head.wrapping_mul(0x9E37_79B9_7F4A_7C15) ^ self.tail.rotate_left(29) ^ u64::from(self.len);
+        x = (x ^ (x >> 32)).wrapping_mul(0xD6E8_FEB8_6659_FD93);
+        h.write_u64(x ^ (x >> 32));
+    }
+}
+
+impl ShortKey {
+    #[inline]
+    fn of(s: &str) -> Option<ShortKey> {
+        let b = s.as_bytes();
+        let n = b.len();
+        let word = |at: usize, width: usize| {
+            let mut w = [0u8; 8];
+            w[..width].copy_from_slice(&b[at..at + width]);
+            u64::from_le_bytes(w)
+        };
+        let (head, tail) = match n {
+            0 => (0, 0),
+            1..=3 => (u64::from(b[0]) | u64::from(b[n / 2]) << 8 | u64::from(b[n - 1]) << 16, 0),
+            4..=7 => (word(0, 4), word(n - 4, 4)),
+            8..=16 => (word(0, 8), word(n - 8, 8)),
+            _ => return None,
+        };
+        Some(ShortKey { head, tail, len: n as u8 })
+    }
+}
+
 /// The Firefox/rustc "Fx" hash: a multiply-rotate per word, much faster than SipHash on short
 /// category names; hash flooding is no concern for counting one's own data.
 #[derive(Default)]
@@ -382,6 +477,10 @@ impl Hasher for FxHasher {
 
     fn write_usize(&mut self, n: usize) {
         self.add(n as u64);
+    }
+
+    fn write_u64(&mut self, n: u64) {
+        self.add(n);
     }
 
     fn finish(&self) -> u64 {
@@ -444,8 +543,16 @@ mod tests {
             let edges = sorted.quantile_edges(bins);
             assert_eq!(window.quantile_edges(bins), edges, "{bins} bins");
             assert_eq!(window.bin_counts(&edges), sorted.bin_counts(&edges), "{bins} bins");
+            assert_eq!(window.quantile_bins(bins), (edges.clone(), sorted.bin_counts(&edges)), "{bins} bins");
+            assert_eq!(sorted.quantile_bins(bins), (edges.clone(), sorted.bin_counts(&edges)), "{bins} bins");
         }
         assert_eq!(&*window.sorted_values(), sorted.values());
+        // Two threads count a large window in halves.
+        let large: Vec<f64> = (0..300_001).map(|i| f64::from(i % 977) * 0.5 - 100.0).collect();
+        let (large_sorted, large_window) = (NumericSample::new(large.clone()), NumericSample::unsorted(large));
+        let edges = large_sorted.quantile_edges(10);
+        assert_eq!(large_window.quantile_bins(10), (edges.clone(), large_sorted.bin_counts(&edges)));
+        assert_eq!(large_window.bin_counts(&edges), large_sorted.bin_counts(&edges));
         assert_eq!(window.quantile(0.37), sorted.quantile(0.37));
         // −0 sorts as 0, equal to it.
         let z = NumericSample::new(vec![0.0, -0.0, -1.0]);
