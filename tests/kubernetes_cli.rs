@@ -166,14 +166,14 @@ fn plan_shows_the_changed_objects_and_apply_converges() {
 
     let (code, text, err) = run(&["plan", "--detailed-exitcode"], &dir);
     assert_eq!(code, 2, "{text}{err}");
-    assert!(text.contains("Plan: 16 to add, 0 to change, 0 to remove."), "{text}");
+    assert!(text.contains("Plan: 14 to add, 0 to change, 0 to remove."), "{text}");
     assert!(!out.exists(), "plan writes nothing");
 
     let (code, text, err) = run(&["apply", "--auto-approve"], &dir);
     assert_eq!(code, 0, "{text}{err}");
-    assert!(text.contains("Apply complete! Manifests: 16 added, 0 changed, 0 removed"), "{text}");
+    assert!(text.contains("Apply complete! Manifests: 14 added, 0 changed, 0 removed"), "{text}");
     assert!(text.contains("kubectl apply -k"), "{text}");
-    assert_eq!(std::fs::read_dir(&out).unwrap().count(), 16);
+    assert_eq!(std::fs::read_dir(&out).unwrap().count(), 14);
     // A file of the user's in the folder is not mlops's to remove.
     std::fs::write(out.join("secret.yaml"), "apiVersion: v1\nkind: Secret\n").unwrap();
 

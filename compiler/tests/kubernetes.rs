@@ -67,9 +67,13 @@ fn the_fixture_with_gpus_schedules_and_autoscaling_is_snapshotted() {
     assert!(!c.diagnostics.has_errors(), "{}", c.diagnostics.render(&c.sources, false));
     let manifests = emit(&c.spec.unwrap()).unwrap();
     let kinds: std::collections::BTreeSet<&str> = manifests.iter().map(|m| m.kind.as_str()).collect();
-    for kind in ["CronJob", "HorizontalPodAutoscaler", "ServiceMonitor", "Job", "Role"] {
+    for kind in ["CronJob", "HorizontalPodAutoscaler", "ServiceMonitor", "Job", "ServiceAccount"] {
         assert!(kinds.contains(kind), "no {kind}");
     }
+    // The controller needs no API access: no Role, and no token in its pod.
+    assert!(!kinds.contains("Role") && !kinds.contains("RoleBinding"), "{kinds:?}");
+    let controller = manifests.iter().find(|m| m.kind == "Deployment" && m.name.ends_with("-controller")).unwrap();
+    assert!(controller.content.contains("automountServiceAccountToken: false"), "{}", controller.content);
     let job = manifests.iter().find(|m| m.kind == "Job").unwrap();
     assert!(job.content.contains("\"nvidia.com/gpu\": \"1\"") && job.content.contains("key: \"nvidia.com/gpu\""));
     assert!(job.content.contains("- name: \"DEFECT_API_TOKEN\""), "secrets come from the system's Secret");

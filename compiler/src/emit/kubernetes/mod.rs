@@ -494,8 +494,8 @@ fn emit_training(
     Ok(())
 }
 
-/// The controller: Deployment (one replica, never two at once), its ServiceAccount, Role and
-/// RoleBinding.
+/// The controller: Deployment (one replica, never two at once), its ServiceAccount, and a Role
+/// and RoleBinding when it has API rules ([`rbac`]).
 fn emit_controller(
     sys: &System,
     endpoints: &BTreeSet<String>,
@@ -513,31 +513,6 @@ fn emit_controller(
         gpu: a.gpu.max(b.gpu),
     });
     let res = res.unwrap_or_else(|| Res::of(&Resources::default(), CONTROLLER_DEFAULT));
-    let args: Vec<String> =
-        ["controller", "--spec", SPEC_PATH, "--address", LISTEN].into_iter().map(str::to_string).collect();
-    let pod = sys.pod(
-        &labels,
-        args,
-        &res,
-        json!({
-            "annotations": annotations,
-            "http": true,
-            "grace_seconds": grace,
-            "service_account": name,
-            "automount": true,
-        }),
-    );
-    let mut d = sys.meta(&name, &labels);
-    d["selector"] = json!(sys.selector(&name, "controller"));
-    d["replicas"] = json!(1);
-    d["recreate"] = json!(true);
-    d["pod"] = json!(out.pod(pod)?);
-    out.object("deployment", "Deployment", &name, d)?;
-
-    let mut sa = sys.meta(&name, &labels);
-    sa["automount"] = json!(true);
-    out.object("serviceaccount", "ServiceAccount", &name, sa)?;
-
     let rules: Vec<Value> = rbac::CONTROLLER_RULES
         .iter()
         .filter_map(|rule| {
@@ -551,6 +526,36 @@ fn emit_controller(
             })
         })
         .collect();
+    // A token only when the Role grants something.
+    let token = !rules.is_empty();
+    let args: Vec<String> =
+        ["controller", "--spec", SPEC_PATH, "--address", LISTEN].into_iter().map(str::to_string).collect();
+    let pod = sys.pod(
+        &labels,
+        args,
+        &res,
+        json!({
+            "annotations": annotations,
+            "http": true,
+            "grace_seconds": grace,
+            "service_account": name,
+            "automount": token,
+        }),
+    );
+    let mut d = sys.meta(&name, &labels);
+    d["selector"] = json!(sys.selector(&name, "controller"));
+    d["replicas"] = json!(1);
+    d["recreate"] = json!(true);
+    d["pod"] = json!(out.pod(pod)?);
+    out.object("deployment", "Deployment", &name, d)?;
+
+    let mut sa = sys.meta(&name, &labels);
+    sa["automount"] = json!(token);
+    out.object("serviceaccount", "ServiceAccount", &name, sa)?;
+    if !token {
+        return Ok(());
+    }
+
     let mut role = sys.meta(&name, &labels);
     role["rules"] = json!(rules);
     out.object("role", "Role", &name, role)?;

@@ -1,7 +1,8 @@
-//! What the controller may do in the cluster: the one table of its Role's rules. The controller
-//! runs monitors and retrain policies; after promoting a model it restarts (annotates) the
-//! Deployments of the endpoints it rolls out through, and it reads its own spec. Nothing else:
-//! endpoint pods and training Jobs get no token at all. README's RBAC table mirrors this.
+//! What the controller may do through the Kubernetes API: the one table of its Role's rules.
+//! Today that is nothing. The controller reads its spec from the mounted ConfigMap, retrains in
+//! its own pod on the shared volume, and steps rollouts through files on that volume which the
+//! endpoint pods follow (`runtime/src/serve/cluster.rs`) — so it gets a ServiceAccount without a
+//! token and no Role. A rule added here brings the Role, the RoleBinding and the token back.
 
 /// Which object names a rule is restricted to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -25,14 +26,5 @@ pub struct Rule {
     pub names: Names,
 }
 
-/// The controller's rules, in the order they are written.
-pub const CONTROLLER_RULES: &[Rule] = &[
-    Rule {
-        api_group: "apps",
-        resource: "deployments",
-        verbs: &["get", "list", "watch"],
-        names: Names::EndpointDeployments,
-    },
-    Rule { api_group: "apps", resource: "deployments", verbs: &["patch"], names: Names::EndpointDeployments },
-    Rule { api_group: "", resource: "configmaps", verbs: &["get"], names: Names::SpecConfigMap },
-];
+/// The controller's rules, in the order they are written: none (see the module's comment).
+pub const CONTROLLER_RULES: &[Rule] = &[];
