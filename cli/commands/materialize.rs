@@ -1,7 +1,7 @@
 //! `mlops materialize [DIR] [feature_view.NAME …]`: source rows into the offline and online
 //! feature stores, incrementally (only rows newer than the last run).
 
-use super::{addresses_only, split_dir_and_addresses, SpecArgs, VarArgs};
+use super::{SpecArgs, VarArgs};
 use clap::Args;
 use mlops_runtime::pipeline::Runtime;
 use std::process::ExitCode;
@@ -20,15 +20,8 @@ pub struct Materialize {
 
 impl Materialize {
     pub fn run(self) -> Result<ExitCode, String> {
-        let from = self.from.load(false)?;
-        let (spec, workspace, addresses) = match from {
-            Some(f) => (f.spec, f.workspace, addresses_only(&self.targets, &self.vars)?),
-            None => {
-                let (config, addresses) = split_dir_and_addresses(&self.targets, &self.vars)?;
-                let Some((_, spec)) = config.compile_spec()? else { return Ok(ExitCode::from(1)) };
-                let workspace = mlops_runtime::workspace::Workspace::new(&config.dir, &spec);
-                (spec, workspace, addresses)
-            }
+        let Some((spec, workspace, addresses)) = self.from.resolve(&self.targets, &self.vars)? else {
+            return Ok(ExitCode::from(1));
         };
         let rt = Runtime::in_workspace(workspace, &spec);
         let views: Vec<String> =

@@ -215,7 +215,22 @@ impl SpecArgs {
         let workspace = mlops_runtime::workspace::Workspace::at(&root, data_dir.as_deref(), &spec);
         Ok(Some(FromSpec { file, spec, workspace }))
     }
+
+    /// For a command given a configuration directory or `--spec`, and resource addresses: the
+    /// spec, its workspace and the addresses; `None` when the configuration has errors (printed).
+    pub fn resolve(&self, targets: &[String], vars: &VarArgs) -> Result<Option<Resolved>, String> {
+        if let Some(f) = self.load(false)? {
+            return Ok(Some((f.spec, f.workspace, addresses_only(targets, vars)?)));
+        }
+        let (config, addresses) = split_dir_and_addresses(targets, vars)?;
+        let Some((_, spec)) = config.compile_spec()? else { return Ok(None) };
+        let workspace = mlops_runtime::workspace::Workspace::new(&config.dir, &spec);
+        Ok(Some((spec, workspace, addresses)))
+    }
 }
+
+/// What [`SpecArgs::resolve`] gives: the spec, its workspace, the addresses named.
+pub type Resolved = (mlops_compiler::spec::SystemSpec, mlops_runtime::workspace::Workspace, Vec<String>);
 
 /// With `--spec`, the positionals must all be resource addresses: the spec replaces the
 /// configuration directory.

@@ -1,7 +1,7 @@
 //! `mlops train [DIR] training_job.NAME`: materialise the job's views, build its training set,
 //! train with XGBoost, evaluate the gates and register the version.
 
-use super::{addresses_only, split_dir_and_addresses, SpecArgs, VarArgs};
+use super::{SpecArgs, VarArgs};
 use clap::Args;
 use mlops_runtime::pipeline::Runtime;
 use mlops_runtime::train::TrainOptions;
@@ -29,14 +29,8 @@ pub struct Train {
 
 impl Train {
     pub fn run(self) -> Result<ExitCode, String> {
-        let (spec, workspace, addresses) = match self.from.load(false)? {
-            Some(f) => (f.spec, f.workspace, addresses_only(&self.targets, &self.vars)?),
-            None => {
-                let (config, addresses) = split_dir_and_addresses(&self.targets, &self.vars)?;
-                let Some((_, spec)) = config.compile_spec()? else { return Ok(ExitCode::from(1)) };
-                let workspace = mlops_runtime::workspace::Workspace::new(&config.dir, &spec);
-                (spec, workspace, addresses)
-            }
+        let Some((spec, workspace, addresses)) = self.from.resolve(&self.targets, &self.vars)? else {
+            return Ok(ExitCode::from(1));
         };
         let [job] = addresses.as_slice() else {
             return Err("name one training job, e.g. `mlops train examples/fraud-detection training_job.fraud`".into());
