@@ -245,7 +245,11 @@ impl Controller {
             }
         }
         let train = TrainOptions { progress: false, ..TrainOptions::default() };
-        Controller { data_dir: data_dir.to_path_buf(), events, state: Arc::new(Mutex::new(state)), train, metrics }
+        // Absolute: a retrain joins it to the policy's (absolute) root, and a relative data
+        // directory — an agent started by `mlops apply some/dir` — would then name another,
+        // empty registry.
+        let data_dir = std::path::absolute(data_dir).unwrap_or_else(|_| data_dir.to_path_buf());
+        Controller { data_dir, events, state: Arc::new(Mutex::new(state)), train, metrics }
     }
 
     /// The event log.
@@ -685,4 +689,19 @@ fn block_on<F: std::future::Future>(f: F) -> Result<F::Output, String> {
 
 fn event(kind: EventKind, subject: &str, message: String, details: serde_json::Value) -> Event {
     Event { time_ms: now_ms(), kind, subject: subject.to_string(), message, details }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_relative_data_directory_is_made_absolute_against_the_working_directory() {
+        // An agent started by `mlops apply some/dir` gets `some/dir/.mlops/data`; a retrain joins
+        // the controller's directory to the policy's absolute root, which must not move it.
+        let c = Controller::open(Path::new("some/dir/.mlops/data"), None);
+        assert!(c.data_dir.is_absolute(), "{}", c.data_dir.display());
+        assert_eq!(c.data_dir, std::env::current_dir().unwrap().join("some/dir/.mlops/data"));
+        assert_eq!(Path::new("/cfg").join(&c.data_dir), c.data_dir);
+    }
 }

@@ -362,17 +362,17 @@ pub(crate) fn wasserstein(a: &[f64], b: &[f64]) -> f64 {
     area(a, b, 0, 0, 0, end, (a.len() as f64, b.len() as f64))
 }
 
-/// Bits of the key that choose a bucket when selecting order statistics: fine enough that the
-/// few buckets holding the wanted ranks are small (measured: 16 bits, whose table stays in
-/// cache, was slower by the larger buckets it leaves to search).
-const SELECT_BITS: u32 = 20;
+/// Bits of the key that choose a bucket when selecting order statistics (sign, exponent and 6
+/// mantissa bits): measured on 1M normal values, 18 beat 20 (4.0–4.4 ms against 4.9–5.1: the
+/// tables to clear and walk are a quarter the size) and 16 (larger buckets left to search).
+const SELECT_BITS: u32 = 18;
 
 /// Order statistics of an unsorted sample, found without sorting it, and the buckets they were
 /// found in — from which the count of values `≤ x` is known for any `x` near them.
 pub(crate) struct Selection {
     digit: Digit,
-    /// Count per bucket.
-    counts: Vec<u32>,
+    /// Count per bucket, of each half of the sample.
+    counts: [Vec<u32>; 2],
     /// The buckets searched (ascending), the number of values below each, and its values.
     buckets: Vec<(usize, u64, Vec<f64>)>,
     /// The values at the ranks asked for, in their order.
@@ -389,17 +389,25 @@ pub(crate) fn order_statistics(values: &[f64], ranks: &[usize]) -> Selection {
     let parallel = large(values.len());
     let (first, second) = values.split_at(if parallel { values.len() / 2 } else { values.len() });
     let (one, other) = both(parallel, || Side::new(first, digit, false), || Side::new(second, digit, false));
-    let mut counts = one.counts;
-    for (c, d) in counts.iter_mut().zip(other.counts) {
-        *c += d;
-    }
+    let counts = [one.counts, other.counts];
+    let count = |d: usize| (counts[0][d] + counts[1][d]) as usize;
     let mut digits: Vec<usize> = Vec::new();
     let mut below: Vec<u64> = Vec::new();
     let mut picks = Vec::with_capacity(ranks.len());
     let (mut d, mut before) = (0usize, 0usize);
     for &r in ranks {
-        while before + counts[d] as usize <= r {
-            before += counts[d] as usize;
+        // Whole blocks of buckets below the rank are skipped by their sum (vector adds), the
+        // rest walked one bucket at a time.
+        while d % SKIP == 0 && d + SKIP <= counts[0].len() {
+            let block = sum_counts(&counts, d..d + SKIP) as usize;
+            if before + block > r {
+                break;
+            }
+            before += block;
+            d += SKIP;
+        }
+        while before + count(d) <= r {
+            before += count(d);
             d += 1;
         }
         if digits.last() != Some(&d) {
@@ -444,8 +452,16 @@ impl Selection {
         if d - start > 4_096 {
             return None;
         }
-        Some(below + self.counts[*start..d].iter().map(|&c| u64::from(c)).sum::<u64>())
+        Some(below + sum_counts(&self.counts, *start..d))
     }
+}
+
+/// Buckets skipped at once while looking for a rank's bucket.
+const SKIP: usize = 256;
+
+/// The values counted in a range of buckets, over both halves' tables.
+fn sum_counts(counts: &[Vec<u32>; 2], range: std::ops::Range<usize>) -> u64 {
+    counts.iter().map(|c| c[range.clone()].iter().map(|&n| u64::from(n)).sum::<u64>()).sum()
 }
 
 #[cfg(test)]

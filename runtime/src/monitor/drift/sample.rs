@@ -29,6 +29,10 @@ fn is_true(b: &bool) -> bool {
     *b
 }
 
+/// Below this many values a copy is sorted for quantiles rather than selected from: selection
+/// clears tables of 2¹⁸ counts, which a small sample does not repay.
+const SELECT_FROM: usize = 1 << 14;
+
 impl Default for NumericSample {
     fn default() -> NumericSample {
         NumericSample { values: Vec::new(), missing: 0, sorted: true }
@@ -128,9 +132,10 @@ impl NumericSample {
     /// from the buckets its quantiles were selected in, without another pass where it can be.
     pub fn quantile_bins(&self, bins: usize) -> (Vec<f64>, Vec<u64>) {
         let n = self.values.len();
-        if self.sorted || n == 0 {
-            let edges = quantile_edges(&self.values, bins);
-            let counts = bin_counts_sorted(&self.values, &edges);
+        if self.sorted || n < SELECT_FROM {
+            let sorted = self.sorted_values();
+            let edges = quantile_edges(&sorted, bins);
+            let counts = bin_counts_sorted(&sorted, &edges);
             return (edges, counts);
         }
         // The two order statistics each quantile interpolates between.
@@ -550,9 +555,12 @@ mod tests {
         // Two threads count a large window in halves.
         let large: Vec<f64> = (0..300_001).map(|i| f64::from(i % 977) * 0.5 - 100.0).collect();
         let (large_sorted, large_window) = (NumericSample::new(large.clone()), NumericSample::unsorted(large));
-        let edges = large_sorted.quantile_edges(10);
-        assert_eq!(large_window.quantile_bins(10), (edges.clone(), large_sorted.bin_counts(&edges)));
-        assert_eq!(large_window.bin_counts(&edges), large_sorted.bin_counts(&edges));
+        for bins in [2, 3, 10, 64] {
+            // Selected (not sorted) at this size; 977 distinct values, so ties at every edge.
+            let edges = large_sorted.quantile_edges(bins);
+            assert_eq!(large_window.quantile_bins(bins), (edges.clone(), large_sorted.bin_counts(&edges)));
+            assert_eq!(large_window.bin_counts(&edges), large_sorted.bin_counts(&edges));
+        }
         assert_eq!(window.quantile(0.37), sorted.quantile(0.37));
         // −0 sorts as 0, equal to it.
         let z = NumericSample::new(vec![0.0, -0.0, -1.0]);
