@@ -93,6 +93,11 @@ wait "$traffic" 2>/dev/null || true
 "$mlops" events "$example" --since 10m | grep -v -E 'monitor_ok|insufficient_data'
 echo "from the shift to the new version at 100 %: $(( $(date +%s) - shifted )) s"
 "$mlops" status "$example"
+# Version 3 (the drift retrain, after the original and the reviewed one) must be what serves.
+if ! "$mlops" status "$example" | grep -q "rollout: version 3 promoted"; then
+  echo "error: the loop did not end with version 3 serving all traffic (see the events above)" >&2
+  exit 1
+fi
 
 step "mlops drift report monitor.fraud_health --out $work/drift-report.html"
 "$mlops" drift report monitor.fraud_health "$example" --out "$work/drift-report.html" --window 30s
