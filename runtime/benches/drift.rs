@@ -7,7 +7,8 @@
 //! (`mlops_runtime::monitor::drift`, which puts two threads on samples of 131,072 values or
 //! more) and in `drift_python.py` (SciPy and NumPy,
 //! loaded once; file loading not timed) on the same data in the same run. Prints, per
-//! statistic, the median of `MLOPS_BENCH_REPS` runs (default 5) on both sides and the ratio
+//! statistic, the median of `MLOPS_BENCH_REPS` runs (default 5, after one untimed warm-up run)
+//! on both sides and the ratio
 //! (target ≥ 10×), after checking the two values agree within 1e-9.
 //!
 //! "From raw values" includes everything: sorting both samples (KS, Wasserstein), the
@@ -137,6 +138,8 @@ fn from_raw(method: Method, raw: Raw<'_>) -> Measurement {
 fn time<I, T>(reps: usize, mut setup: impl FnMut() -> I, mut f: impl FnMut(I) -> T) -> (f64, f64, T) {
     let mut times = Vec::with_capacity(reps);
     let mut last = None;
+    // One untimed warm-up run (allocator, caches, thread start-up), as the peer gets.
+    std::hint::black_box(f(setup()));
     for _ in 0..reps {
         let input = setup();
         let t = Instant::now();

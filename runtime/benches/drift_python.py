@@ -87,6 +87,7 @@ def main():
     for name, fn, a, b in [("psi", psi, ref, cur), ("ks", ks, ref, cur), ("js", js, ref, cur),
                            ("chi2", chi2, cref, ccur), ("wasserstein", wasserstein, ref, cur)]:
         times = []
+        fn(a, b)  # one untimed warm-up run, as on the Rust side
         for _ in range(reps):
             t = time.perf_counter()
             value, p = fn(a, b)
