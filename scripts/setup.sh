@@ -6,7 +6,9 @@
 # Prometheus (the serving tests start one to scrape the server), XGBoost's native library
 # with the Python package used by the interop tests, and SciPy and NumPy (the drift statistics
 # are tested against them: runtime/tests/drift_scipy.rs), and kubernetes-validate (the generated
-# Kubernetes manifests are checked against Kubernetes' schemas: tests/kubernetes_cli.rs).
+# Kubernetes manifests are checked against Kubernetes' schemas: tests/kubernetes_cli.rs), and
+# moto's S3 server (pods mirroring their data directory to an object store are tested against
+# it: runtime/tests/mirror_s3.rs, tests/pod_cli.rs).
 # Safe to run again; it only installs what is missing.
 set -euo pipefail
 
@@ -33,6 +35,10 @@ fi
 # 1.37.x bundles the schemas of Kubernetes 1.25 to 1.37.
 if ! python3 -c "import kubernetes_validate" >/dev/null 2>&1; then
   pip_install setup.sh 'kubernetes-validate>=1.37,<1.38'
+fi
+# 5.x: the S3 REST protocol with conditional writes (If-Match, If-None-Match).
+if ! python3 -c "import moto.server, flask" >/dev/null 2>&1; then
+  pip_install setup.sh 'moto[server]>=5.1,<6'
 fi
 
 if ! command -v cargo >/dev/null 2>&1; then

@@ -722,3 +722,137 @@ fn a_candidate_that_trips_its_rule_on_the_replicas_counters_is_rolled_back_on_ev
     }
     stop(agents.into_iter().chain([controller]));
 }
+
+/// The fraud example as pods see it when the kubernetes target names `object_store = url`:
+/// the spec, root and data of [`pod`], the spec's target replaced by that one.
+fn object_store_pod(tag: &str, url: &str) -> Pod {
+    let p = pod(tag);
+    let mut spec: Value = serde_json::from_str(&std::fs::read_to_string(&p.spec).unwrap()).unwrap();
+    spec["system"]["target"] = serde_json::json!({
+        "type": "kubernetes", "namespace": "fraud", "image": "ghcr.io/example/mlops:0.1",
+        "storage_size": "10Gi", "object_store": url, "gpu_nodes": false, "service_monitor": false
+    });
+    std::fs::write(&p.spec, serde_json::to_string_pretty(&spec).unwrap()).unwrap();
+    p
+}
+
+/// `in_pod` with the pod's own empty data directory (an `emptyDir`, not a shared volume) and
+/// the object store's variables, as its Secret gives them.
+fn in_pod_with_store(p: &Pod, pod_name: &str, s3: &s3::S3Server) -> std::process::Command {
+    let own = p.tree.path().join("emptydir").join(pod_name);
+    std::fs::create_dir_all(&own).unwrap();
+    let mut cmd = in_pod(p, pod_name);
+    cmd.env("MLOPS_DATA_DIR", &own).envs(s3.env());
+    cmd
+}
+
+#[test]
+fn pods_without_a_shared_volume_meet_in_the_object_store() {
+    let Some(s3) = s3::start_s3() else { return };
+    s3.create_bucket("fraud-models");
+    let p = object_store_pod("pod-s3", "s3://fraud-models/prod");
+    let port = free_port();
+    let agent = Running::spawn(in_pod_with_store(&p, "api-0", &s3).args(["agent", "--spec"]).arg(&p.spec).args([
+        "--endpoint",
+        ENDPOINT,
+        "--address",
+        &format!("127.0.0.1:{port}"),
+        "--poll-interval",
+        "250ms",
+        "--shutdown-delay",
+        "1s",
+    ]));
+    wait_ready(port, 503, &agent, 30);
+
+    // Two training Jobs at once, each on its own empty directory: the registry's lock in the
+    // bucket gives them distinct versions, and neither registration is lost.
+    let job = |name: &str| {
+        in_pod_with_store(&p, name, &s3)
+            .args(["train", "--spec"])
+            .arg(&p.spec)
+            .args([JOB, "--promote"])
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap()
+    };
+    let (a, b) = (job("train-a"), job("train-b"));
+    let mut versions = std::collections::BTreeSet::new();
+    for child in [a, b] {
+        let out = child.wait_with_output().unwrap();
+        let text = String::from_utf8_lossy(&out.stdout).into_owned();
+        assert!(out.status.success(), "{text}\n{}", String::from_utf8_lossy(&out.stderr));
+        assert!(text.contains("(promoted)"), "{text}");
+        let v = text.split(&format!("{JOB} version ")).nth(1).and_then(|t| t.split(':').next()).unwrap();
+        versions.insert(v.parse::<u64>().unwrap());
+    }
+    assert_eq!(versions, [1, 2].into(), "each Job registered its own version");
+    let keys = s3.keys("fraud-models", "prod/registry/");
+    for v in [1, 2] {
+        let model = format!("prod/registry/models/{JOB}/{v}/model.json");
+        assert!(keys.contains(&model), "{model} not in {keys:?}");
+    }
+    assert!(keys.contains(&"prod/registry/index.json".to_string()), "{keys:?}");
+    assert!(!keys.iter().any(|k| k.ends_with(".lock") || k.contains("/.")), "locks released: {keys:?}");
+
+    // The serving pod, which shares no directory with either Job, serves what they promoted.
+    wait_ready(port, 200, &agent, 30);
+    let (code, body) = http(port, "POST", PREDICT, ROW).unwrap();
+    assert_eq!(code, 200, "{body}");
+    assert!([1, 2].contains(&answer(&body).0), "{body}");
+
+    // The controller, on a directory of its own too, reads the replica's prediction log
+    // through the bucket, and keeps its own state there.
+    let control_port = free_port();
+    let controller = Running::spawn(in_pod_with_store(&p, "controller-0", &s3).args([
+        "controller",
+        "--spec",
+        p.spec.to_str().unwrap(),
+        "--address",
+        &format!("127.0.0.1:{control_port}"),
+    ]));
+    assert!(
+        wait_until(30, || http(control_port, "GET", "/readyz", "").is_some_and(|(c, _)| c == 200)),
+        "{}",
+        controller.stderr()
+    );
+    for _ in 0..20 {
+        assert_eq!(http(port, "POST", PREDICT, ROW).unwrap().0, 200);
+    }
+    let seen_by_controller = p.tree.path().join("emptydir/controller-0/predictions/module.fraud.api/pods/api-0");
+    let lines = || {
+        std::fs::read_dir(&seen_by_controller)
+            .map(|d| d.flatten().map(|f| std::fs::read_to_string(f.path()).unwrap_or_default().lines().count()).sum())
+            .unwrap_or(0)
+    };
+    assert!(wait_until(20, || lines() >= 21), "the controller has {} of the replica's 21 predictions", lines());
+    assert!(
+        wait_until(10, || s3.keys("fraud-models", "prod/agent/").contains(&"prod/agent/controller.json".into())),
+        "the controller's state is not in the bucket: {:?}",
+        s3.keys("fraud-models", "prod/")
+    );
+    sigterm(controller.pid());
+    let done = controller.finish(Duration::from_secs(30));
+    assert_eq!(done.status.code(), Some(0), "{}", done.stderr);
+
+    // The replica's prediction log is in the bucket, up to its last line once it stops.
+    sigterm(agent.pid());
+    let done = agent.finish(Duration::from_secs(30));
+    assert_eq!(done.status.code(), Some(0), "{}", done.stderr);
+    let logs = s3.keys("fraud-models", "prod/predictions/module.fraud.api/pods/api-0/");
+    assert!(!logs.is_empty(), "the replica's prediction log was not uploaded");
+
+    // A bucket that does not exist stops the pod at once, naming it and what to check.
+    let bad = object_store_pod("pod-s3-bad", "s3://no-such-bucket/prod");
+    let out = in_pod_with_store(&bad, "train-x", &s3)
+        .args(["train", "--spec"])
+        .arg(&bad.spec)
+        .arg(JOB)
+        .stdin(std::process::Stdio::null())
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = stderr(&out);
+    assert!(err.contains("s3://no-such-bucket/prod") && err.contains("check the bucket exists"), "{err}");
+}

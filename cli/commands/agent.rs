@@ -84,6 +84,8 @@ impl AgentCmd {
         let address = address.parse().map_err(|e| {
             format!("the agent listens on an IP address and port (`0.0.0.0:8080`), not `{address}`: {e}")
         })?;
+        let poll = self.poll_interval.max(std::time::Duration::from_millis(50));
+        from.mirror(mlops_runtime::pod::Role::Serving, poll)?;
         let options = AgentOptions {
             address,
             data_dir: from.workspace.data_dir.clone(),
@@ -92,7 +94,7 @@ impl AgentCmd {
                 root: from.workspace.root,
                 endpoints,
                 pod: mlops_runtime::pod::pod_name(),
-                poll: self.poll_interval.max(std::time::Duration::from_millis(50)),
+                poll,
                 shutdown_delay: self.shutdown_delay,
             }),
         };
@@ -101,6 +103,7 @@ impl AgentCmd {
             .build()
             .map_err(|e| format!("cannot start the async runtime: {e}"))?;
         runtime.block_on(agent::run(options, agent::termination())).map_err(|e| e.to_string())?;
+        super::flush_mirror()?;
         Ok(ExitCode::SUCCESS)
     }
 

@@ -27,6 +27,7 @@ impl ControllerCmd {
         let address = self.address.parse().map_err(|e| {
             format!("the controller listens on an IP address and port (`0.0.0.0:8080`), not `{}`: {e}", self.address)
         })?;
+        from.mirror(mlops_runtime::pod::Role::Controller, std::time::Duration::from_secs(2))?;
         let options = ControllerOptions {
             address,
             data_dir: from.workspace.data_dir,
@@ -40,6 +41,7 @@ impl ControllerCmd {
         runtime
             .block_on(standalone::run(options, mlops_runtime::serve::agent::termination()))
             .map_err(|e| e.to_string())?;
+        super::flush_mirror()?;
         Ok(ExitCode::SUCCESS)
     }
 }

@@ -41,6 +41,7 @@ impl Materialize {
                 r.duration.as_secs_f64()
             );
         }
+        super::flush_mirror()?;
         Ok(ExitCode::SUCCESS)
     }
 }

@@ -184,6 +184,21 @@ pub struct FromSpec {
     pub workspace: mlops_runtime::workspace::Workspace,
 }
 
+impl FromSpec {
+    /// Mirrors the data directory to the spec's object store, when it names one (a pod
+    /// without a shared volume); see [`mlops_runtime::pod::mirror`].
+    pub fn mirror(&self, role: mlops_runtime::pod::Role, every: std::time::Duration) -> Result<(), String> {
+        mlops_runtime::pod::mirror(&self.spec, &self.workspace.data_dir, role, every)
+            .map(drop)
+            .map_err(|e| e.to_string())
+    }
+}
+
+/// Uploads what this pod wrote before it exits (with a mirrored data directory).
+pub fn flush_mirror() -> Result<(), String> {
+    mlops_runtime::pod::flush_mirror().map_err(|e| e.to_string())
+}
+
 /// A path from the environment, when set and not empty.
 pub fn env_path(name: &str) -> Option<PathBuf> {
     std::env::var_os(name).filter(|v| !v.is_empty()).map(PathBuf::from)
@@ -220,7 +235,9 @@ impl SpecArgs {
     /// spec, its workspace and the addresses; `None` when the configuration has errors (printed).
     pub fn resolve(&self, targets: &[String], vars: &VarArgs) -> Result<Option<Resolved>, String> {
         if let Some(f) = self.load(false)? {
-            return Ok(Some((f.spec, f.workspace, addresses_only(targets, vars)?)));
+            let addresses = addresses_only(targets, vars)?;
+            f.mirror(mlops_runtime::pod::Role::Job, std::time::Duration::from_secs(2))?;
+            return Ok(Some((f.spec, f.workspace, addresses)));
         }
         let (config, addresses) = split_dir_and_addresses(targets, vars)?;
         let Some((_, spec)) = config.compile_spec()? else { return Ok(None) };

@@ -68,6 +68,7 @@ impl Train {
                 ""
             }
         );
+        super::flush_mirror()?;
         Ok(if v.passed { ExitCode::SUCCESS } else { ExitCode::from(3) })
     }
 }

@@ -15,6 +15,7 @@ pub mod events;
 pub mod features;
 mod fsio;
 pub mod monitor;
+pub mod objstore;
 pub mod pipeline;
 pub mod pod;
 pub mod registry;

@@ -17,6 +17,9 @@ use std::path::Path;
 /// Why a runtime verb failed.
 #[derive(Debug, thiserror::Error)]
 pub enum PipelineError {
+    /// The object store the data directory is mirrored to failed.
+    #[error(transparent)]
+    Mirror(#[from] crate::objstore::MirrorError),
     /// The address names nothing in the spec.
     #[error("no resource `{address}` in this configuration{hint}")]
     NotFound {
@@ -94,6 +97,9 @@ pub struct Runtime<'a> {
     spec: &'a SystemSpec,
 }
 
+/// How long a materialisation waits for another pod's to finish (mirrored data directory).
+const FEATURES_LOCK_WAIT: std::time::Duration = std::time::Duration::from_secs(15 * 60);
+
 impl<'a> Runtime<'a> {
     /// The runtime of `spec`, compiled from the configuration in `root`.
     pub fn new(root: &Path, spec: &'a SystemSpec) -> Runtime<'a> {
@@ -166,7 +172,27 @@ impl<'a> Runtime<'a> {
         let store = self.feature_store()?;
         let fingerprint = data::fingerprint(source, &view.source, &self.workspace.root)?;
         let batches = data::open(source, &view.source, &self.workspace.root)?;
-        Ok(features::materialize(&store, view_address, view, source, batches, &fingerprint)?)
+        // With a mirrored data directory, one pod at a time materialises, on the store's latest.
+        let lock = match crate::objstore::covering(&self.workspace.features_dir()) {
+            Some((mirror, area)) => {
+                Some(mirror.lock_area(area, FEATURES_LOCK_WAIT, crate::objstore::lock_ttl(area))?)
+            }
+            None => None,
+        };
+        let report = features::materialize(&store, view_address, view, source, batches, &fingerprint)?;
+        if let Some(lock) = lock {
+            lock.commit()?;
+        }
+        Ok(report)
+    }
+
+    /// Uploads the registry's files written outside its writers' lock (a version's drift
+    /// reference) when the data directory is mirrored to an object store.
+    fn publish_registry(&self) -> Result<(), PipelineError> {
+        if let Some((mirror, area)) = crate::objstore::covering(&self.workspace.registry_dir()) {
+            mirror.lock_area(area, FEATURES_LOCK_WAIT, crate::objstore::lock_ttl(area))?.commit()?;
+        }
+        Ok(())
     }
 
     /// Makes a job's production model the one its configuration and current data give, as
@@ -211,6 +237,7 @@ impl<'a> Runtime<'a> {
                 let model = train::train(&set, job, opts)?;
                 let version = registry.register(job_address, &model, &resource.hash, &data_hash)?;
                 crate::monitor::capture::save(&set, job, &model.model_json, &version.model_path)?;
+                self.publish_registry()?;
                 (version, false)
             }
         };
@@ -286,6 +313,7 @@ impl<'a> Runtime<'a> {
         let registry = self.registry()?;
         let mut version = registry.register(job_address, &model, &resource.hash, &train::data_hash(&set))?;
         crate::monitor::capture::save(&set, job, &model.model_json, &version.model_path)?;
+        self.publish_registry()?;
         let first = registry.production(job_address)?.is_none();
         let promoted = model.passed() && (first || promote);
         if promoted {

@@ -109,6 +109,85 @@ fn path_safe(name: &str) -> String {
     out
 }
 
+/// What a pod runs, for what it reads from the object store.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Role {
+    /// `mlops agent --endpoint`: follows the registry and rollouts, looks up the online store.
+    Serving,
+    /// `mlops controller`: reads every pod's prediction logs, feedback and counters.
+    Controller,
+    /// `mlops train` / `materialize`: reads the registry and feature store under their locks.
+    Job,
+}
+
+impl Role {
+    /// The data directory's areas this role pulls (`""` is all of it).
+    fn reads(self) -> &'static [&'static str] {
+        match self {
+            Role::Serving => &["registry", "rollouts", "features/online"],
+            Role::Controller => &[""],
+            // Pulled when their locks are taken: what it reads is fresh exactly then.
+            Role::Job => &[],
+        }
+    }
+}
+
+/// The object store the spec's kubernetes target names, if any.
+pub fn object_store(spec: &SystemSpec) -> Option<&str> {
+    match &spec.system.target {
+        mlops_compiler::model::Target::Kubernetes { object_store: Some(url), .. } => Some(url),
+        _ => None,
+    }
+}
+
+/// When the spec names an object store: mirrors `data_dir` to it for this process — pulls
+/// what `role` reads now and, for the long-running roles, keeps the two in step every `every`
+/// on a background thread. `None` without an object store (the shared volume).
+pub fn mirror(
+    spec: &SystemSpec,
+    data_dir: &Path,
+    role: Role,
+    every: std::time::Duration,
+) -> Result<Option<&'static crate::objstore::Mirror>, crate::objstore::MirrorError> {
+    use crate::objstore;
+    let Some(url) = object_store(spec) else { return Ok(None) };
+    if objstore::active().is_none() {
+        objstore::install(objstore::Mirror::open(url, data_dir)?);
+    }
+    let mirror = objstore::active().expect("installed above");
+    let report = mirror.pull(role.reads())?;
+    tracing::info!(url, downloaded = report.downloaded, "data directory mirrored from the object store");
+    if role != Role::Job {
+        std::thread::Builder::new()
+            .name("mlops-mirror-sync".into())
+            .spawn(move || loop {
+                std::thread::sleep(every);
+                match mirror.sync(role.reads()) {
+                    Ok(r) if !r.conflicts.is_empty() => {
+                        tracing::warn!(files = ?r.conflicts, "another writer changed files this pod writes; this pod's copy was kept")
+                    }
+                    Ok(_) => {}
+                    Err(e) => tracing::warn!(error = %e, "object-store synchronisation failed; retrying"),
+                }
+            })
+            .map_err(|source| objstore::MirrorError::Io {
+                action: "start the synchronisation thread for",
+                path: data_dir.to_path_buf(),
+                source,
+            })?;
+    }
+    Ok(Some(mirror))
+}
+
+/// Uploads what this process wrote outside the locked areas (its last prediction-log lines,
+/// counters, events) before it exits; nothing to do without a mirror.
+pub fn flush_mirror() -> Result<(), crate::objstore::MirrorError> {
+    match crate::objstore::active() {
+        Some(m) => m.sync(&[]).map(drop),
+        None => Ok(()),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

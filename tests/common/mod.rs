@@ -1,6 +1,8 @@
 //! Helpers for tests that drive the real `mlops` binary as a user would.
 #![allow(dead_code)]
 
+pub mod s3;
+
 use assert_cmd::Command;
 use std::path::{Path, PathBuf};
 

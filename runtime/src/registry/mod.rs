@@ -34,6 +34,9 @@ use fsio::{create_dirs, io_err, write_atomic, Lock};
 /// Why a registry operation failed; each names the file or version concerned.
 #[derive(Debug, thiserror::Error)]
 pub enum RegistryError {
+    /// The object store the data directory is mirrored to failed.
+    #[error(transparent)]
+    Mirror(#[from] crate::objstore::MirrorError),
     /// A filesystem operation failed.
     #[error("cannot {action} {}: {source}", path.display())]
     Io {
@@ -310,8 +313,15 @@ impl Registry {
         self.dir.join("index.json")
     }
 
-    fn lock(&self) -> Result<Lock> {
-        Lock::acquire(&self.dir.join("registry.lock"), self.lock_wait)
+    /// The writers' lock: this machine's lock file, and, when the data directory is mirrored
+    /// to an object store, the registry's lock there too (the registry is then pulled fresh).
+    fn lock(&self) -> Result<WriteGuard> {
+        let local = Lock::acquire(&self.dir.join("registry.lock"), self.lock_wait)?;
+        let remote = match crate::objstore::covering(&self.dir) {
+            Some((mirror, area)) => Some(mirror.lock_area(area, self.lock_wait, crate::objstore::lock_ttl(area))?),
+            None => None,
+        };
+        Ok(WriteGuard { _local: local, remote })
     }
 
     fn read_index(&self) -> Result<Index> {
@@ -376,7 +386,7 @@ impl Registry {
             return Err(invalid(format!("metric `{name}` is {v}")));
         }
 
-        let _lock = self.lock()?;
+        let guard = self.lock()?;
         let mut index = self.read_index()?;
         let ji = index.jobs.entry(job.to_string()).or_insert_with(|| JobIndex { dir, versions: Vec::new() });
         // Past the index's versions and any directory a crashed registration left behind, so
@@ -421,6 +431,7 @@ impl Registry {
         }
         ji.versions.push(IndexEntry { version, status: Status::Candidate });
         self.write_index(&index)?;
+        guard.commit()?;
         Ok(meta)
     }
 
@@ -489,7 +500,7 @@ impl Registry {
     /// Sets the status of `version` of `job`, archiving the previous production version when
     /// `status` is production.
     fn set_status(&self, job: &str, version: u32, status: Status, force: bool) -> Result<ModelVersion> {
-        let _lock = self.lock()?;
+        let guard = self.lock()?;
         let mut index = self.read_index()?;
         let (ji, entry) = Self::find(&index, job, version)?;
         let mut meta = self.read_meta(job, ji, entry)?;
@@ -523,6 +534,7 @@ impl Registry {
             j.versions = updated;
         }
         self.write_index(&index)?;
+        guard.commit()?;
         Ok(meta)
     }
 
@@ -535,6 +547,23 @@ impl Registry {
     /// Archives `version` of `job` (leaving no version in production if it was the one).
     pub fn archive(&self, job: &str, version: u32) -> Result<ModelVersion> {
         self.set_status(job, version, Status::Archived, false)
+    }
+}
+
+/// Held while writing: the local lock and, with a mirrored data directory, the object
+/// store's. [`WriteGuard::commit`] uploads the registry's changes before releasing; dropped
+/// without it (an error), the object store is left as it was.
+struct WriteGuard {
+    _local: Lock,
+    remote: Option<crate::objstore::AreaLock<'static>>,
+}
+
+impl WriteGuard {
+    fn commit(self) -> Result<()> {
+        if let Some(remote) = self.remote {
+            remote.commit()?;
+        }
+        Ok(())
     }
 }
 
