@@ -1,6 +1,7 @@
 //! The kubernetes target through the binary: `mlops build` on every example (and on
 //! `tests/fixtures/kubernetes`, which uses what the examples do not: GPUs, a schedule,
-//! autoscaling, ServiceMonitors) gives manifests that Kubernetes' own schemas accept, strictly,
+//! autoscaling, ServiceMonitors; and on `tests/fixtures/kubernetes_object_store`, the same system
+//! with its data in an object store instead of a shared volume) gives manifests that Kubernetes' own schemas accept, strictly,
 //! for the oldest and newest versions `kubernetes-validate` bundles; `plan` shows exactly the
 //! objects a change touches, and `apply` writes them and converges.
 //!
@@ -30,6 +31,7 @@ fn systems() -> Vec<PathBuf> {
     v.sort();
     assert!(v.len() >= 3, "expected the three examples, found {v:?}");
     v.push(root().join("tests/fixtures/kubernetes"));
+    v.push(root().join("tests/fixtures/kubernetes_object_store"));
     v
 }
 
@@ -80,6 +82,9 @@ fn every_example_builds_to_manifests_that_kubernetes_accepts() {
             .filter(|p| file_name(p) != "kustomization.yaml" && !file_name(p).starts_with("servicemonitor-"))
             .collect();
         assert!(objects.len() >= 10, "{name}: {objects:?}");
+        // The shared volume, unless the data lives in an object store.
+        let pvc = files.iter().any(|p| file_name(p).starts_with("persistentvolumeclaim-"));
+        assert_eq!(pvc, name != "kubernetes_object_store", "{name}: {files:?}");
         if let Some(cmd) = &validate {
             for version in VERSIONS {
                 let o = Command::new(&cmd[0])
@@ -98,7 +103,9 @@ fn every_example_builds_to_manifests_that_kubernetes_accepts() {
 
 /// What the schemas cannot say, read with PyYAML: the kustomization lists exactly the objects;
 /// each ServiceMonitor selects its Service's pods' port; Deployments' selectors match their
-/// pods; the spec ConfigMap is the compiled spec byte for byte.
+/// pods; every runtime pod's `data` volume is the system's PersistentVolumeClaim or, with no PVC
+/// (`object_store`), an emptyDir with the optional object-store Secret in every container's
+/// `envFrom`; the spec ConfigMap is the compiled spec byte for byte.
 fn check_structure(name: &str, out: &Path) {
     const SCRIPT: &str = r#"
 import json, os, sys, yaml
@@ -120,6 +127,33 @@ for d in docs.values():
         assert d["spec"]["namespaceSelector"]["matchNames"] == [svc["metadata"]["namespace"]]
         assert [e["port"] for e in d["spec"]["endpoints"]] == [p["name"] for p in svc["spec"]["ports"]]
         assert set(d["spec"]["endpoints"][0]) <= {"port", "path", "interval"}
+pvcs = [d["metadata"]["name"] for d in docs.values() if d["kind"] == "PersistentVolumeClaim"]
+assert len(pvcs) <= 1, pvcs
+pods = 0
+for d in docs.values():
+    if d["kind"] in ("Deployment", "Job"):
+        pod = d["spec"]["template"]["spec"]
+    elif d["kind"] == "CronJob":
+        pod = d["spec"]["jobTemplate"]["spec"]["template"]["spec"]
+    else:
+        continue
+    pods += 1
+    what = (d["kind"], d["metadata"]["name"])
+    data = [v for v in pod["volumes"] if v["name"] == "data"]
+    assert len(data) == 1, what
+    for c in pod["containers"]:
+        assert {"name": "data", "mountPath": "/var/lib/mlops/data"} in c["volumeMounts"], what
+        assert {"name": "MLOPS_DATA_DIR", "value": "/var/lib/mlops/data"} in c["env"], what
+        if pvcs:
+            assert "envFrom" not in c, what
+        else:
+            secret = d["metadata"]["labels"]["app.kubernetes.io/part-of"] + "-object-store"
+            assert c["envFrom"] == [{"secretRef": {"name": secret, "optional": True}}], what
+    if pvcs:
+        assert data[0] == {"name": "data", "persistentVolumeClaim": {"claimName": pvcs[0]}}, what
+    else:
+        assert data[0] == {"name": "data", "emptyDir": {}}, what
+assert pods >= 2, pods
 cms = [d for d in docs.values() if d["kind"] == "ConfigMap"]
 assert len(cms) == 1
 if spec:

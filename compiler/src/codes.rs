@@ -146,4 +146,6 @@ codes! {
     KUBERNETES_IMAGE = "mlops::kubernetes::missing_image";
     /// A setting the kubernetes target does not support yet.
     KUBERNETES_UNSUPPORTED = "mlops::kubernetes::unsupported";
+    /// An `object_store` that is not an `s3://BUCKET[/PREFIX]` URL.
+    KUBERNETES_OBJECT_STORE = "mlops::kubernetes::invalid_object_store";
 }

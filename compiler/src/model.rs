@@ -65,7 +65,8 @@ pub enum Target {
         storage_class: Option<String>,
         /// Size of the shared volume.
         storage_size: Memory,
-        /// Object store instead of a volume.
+        /// `s3://BUCKET[/PREFIX]` the pods mirror their data directory to, instead of a shared
+        /// volume (see `emit::kubernetes::object_store`).
         #[serde(skip_serializing_if = "Option::is_none")]
         object_store: Option<String>,
         /// Cluster has GPU nodes.

@@ -285,9 +285,13 @@ static TARGET_KUBERNETES: BlockSchema = BlockSchema {
     attrs: &[
         with_default(attr("namespace", Ty::String, "Namespace for every object."), "mlops"),
         req("image", Ty::String, "The runtime image (the `mlops` binary with libxgboost)."),
-        attr("storage_class", Ty::String, "StorageClass of the shared volume."),
-        with_default(attr("storage_size", Ty::Memory, "Size of the shared volume."), "10Gi"),
-        attr("object_store", Ty::String, "Object-store URL for models and stores instead of a volume."),
+        attr("storage_class", Ty::String, "StorageClass of the shared volume (not with `object_store`)."),
+        with_default(attr("storage_size", Ty::Memory, "Size of the shared volume (not with `object_store`)."), "10Gi"),
+        attr(
+            "object_store",
+            Ty::String,
+            "`s3://BUCKET[/PREFIX]` every pod mirrors its data directory to, instead of a shared volume.",
+        ),
         with_default(attr("gpu_nodes", Ty::Bool, "Does the cluster have GPU nodes (`nvidia.com/gpu`)?"), "false"),
         with_default(attr("service_monitor", Ty::Bool, "Emit Prometheus-operator ServiceMonitors."), "false"),
         with_default(

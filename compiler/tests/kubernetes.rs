@@ -81,6 +81,61 @@ fn the_fixture_with_gpus_schedules_and_autoscaling_is_snapshotted() {
 }
 
 #[test]
+fn with_an_object_store_pods_keep_their_data_on_an_empty_dir_and_read_the_store_secret() {
+    let options = Options { display_base: Some(root()), ..Options::default() };
+    let c = compile(&root().join("tests/fixtures/kubernetes_object_store"), &options);
+    assert!(!c.diagnostics.has_errors(), "{}", c.diagnostics.render(&c.sources, false));
+    let spec = c.spec.unwrap();
+    let manifests = emit(&spec).unwrap();
+    assert_eq!(manifests, emit(&spec).unwrap(), "not deterministic");
+    // The runtime reads the URL from the spec the pods mount.
+    assert!(spec.to_json().contains(r#""object_store": "s3://acme-models/churn""#));
+
+    // No shared volume, in the folder or the kustomization.
+    assert!(manifests.iter().all(|m| m.kind != "PersistentVolumeClaim"), "a PVC was emitted");
+    let kustomization = &manifests.last().unwrap().content;
+    assert!(!kustomization.contains("pvc-"), "{kustomization}");
+    assert!(manifests.iter().all(|m| !m.content.contains("persistentVolumeClaim")));
+
+    // Every runtime pod: endpoint and controller Deployments, the training Job and CronJob.
+    let pods: Vec<&Manifest> =
+        manifests.iter().filter(|m| matches!(m.kind.as_str(), "Deployment" | "Job" | "CronJob")).collect();
+    let kinds: std::collections::BTreeSet<&str> = pods.iter().map(|m| m.kind.as_str()).collect();
+    assert_eq!(kinds, ["CronJob", "Deployment", "Job"].into());
+    assert!(pods.iter().any(|m| m.name == "vision-scoring-controller"), "no controller");
+    for m in &pods {
+        let c = &m.content;
+        // Same mount path and MLOPS_DATA_DIR as with the shared volume.
+        assert_eq!(c.matches("- name: \"data\"\n").count(), 2, "{}: {c}", m.path);
+        assert!(c.contains("mountPath: \"/var/lib/mlops/data\""), "{}", m.path);
+        assert!(c.contains("- name: \"MLOPS_DATA_DIR\"\n") && c.contains("value: \"/var/lib/mlops/data\""));
+        let volume = c.split("  volumes:\n").nth(1).unwrap();
+        let data = volume.split("- name: \"data\"\n").nth(1).unwrap();
+        assert_eq!(data.trim(), "emptyDir: {}", "{}: the data volume is not an emptyDir", m.path);
+        // In the container, optional: with workload identity (IRSA …) the Secret need not exist.
+        let i = c.lines().find(|l| l.trim_start() == "- name: \"mlops\"").unwrap().split('-').next().unwrap();
+        let env_from = format!(
+            "{i}  envFrom:\n{i}    - secretRef:\n{i}        name: \"vision-scoring-object-store\"\n{i}        optional: true\n"
+        );
+        assert!(c.contains(&env_from), "{}: no optional envFrom secretRef:\n{c}", m.path);
+        // The token still comes from the system's Secret.
+        assert!(c.contains("name: \"vision-scoring-secrets\""), "{}", m.path);
+    }
+    insta::assert_snapshot!("kubernetes_fixture_object_store", joined(&manifests));
+}
+
+#[test]
+fn without_an_object_store_pods_mount_the_shared_volume() {
+    let spec = compile_for_kubernetes(&root().join("examples/fraud-detection"));
+    let manifests = emit(&spec).unwrap();
+    assert!(manifests.iter().any(|m| m.kind == "PersistentVolumeClaim"));
+    for m in manifests.iter().filter(|m| matches!(m.kind.as_str(), "Deployment" | "Job" | "CronJob")) {
+        assert!(m.content.contains("claimName: \"fraud-detection-data\""), "{}", m.path);
+        assert!(!m.content.contains("envFrom") && !m.content.contains("emptyDir"), "{}", m.path);
+    }
+}
+
+#[test]
 fn the_spec_configmap_holds_the_compiled_spec_and_its_hash() {
     let spec = compile_for_kubernetes(&root().join("examples/fraud-detection"));
     let manifests = emit(&spec).unwrap();

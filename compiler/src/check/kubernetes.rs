@@ -1,12 +1,14 @@
 //! Checks for the kubernetes target: what would otherwise become manifests the API server
 //! rejects, or pods that start and then fail. Names must map to object names (see
-//! `emit::kubernetes::names`) without colliding, the runtime image must be given, and settings
+//! `emit::kubernetes::names`) without colliding, the runtime image must be given, an
+//! `object_store` must be an `s3://` URL that replaces the shared volume's settings, and settings
 //! the runtime cannot honour in a pod yet are errors rather than silently ignored. Runs only when
 //! the system's target is `kubernetes` (declared, or chosen with `mlops build --target`).
 
 use crate::codes;
 use crate::diagnostic::{Diagnostic, Diagnostics};
 use crate::emit::kubernetes::names::{self, NameError};
+use crate::emit::kubernetes::object_store::{self, ObjectStoreError};
 use crate::lower::node::Node;
 use crate::model::{Config, Model, Target};
 use crate::source::Span;
@@ -58,13 +60,8 @@ pub(super) fn check(model: &Model, diags: &mut Diagnostics) {
                 .help("a namespace is a DNS-1123 label: at most 63 lower-case letters, digits and `-`, starting and ending with a letter or digit"),
         );
     }
-    if object_store.is_some() {
-        let (span, _) = at("object_store");
-        diags.push(
-            Diagnostic::error(codes::KUBERNETES_UNSUPPORTED, span, "the runtime cannot keep its data in an object store yet")
-                .label("not supported yet")
-                .help("remove `object_store`: models and stores live on the shared volume (`storage_class`, `storage_size`); object stores are planned"),
-        );
+    if let Some(url) = object_store {
+        object_store_settings(url, block, diags);
     }
 
     let prefix = match names::system(&model.system.name) {
@@ -193,5 +190,53 @@ fn endpoint_settings(node: &Node, e: &crate::model::Endpoint, diags: &mut Diagno
             .label("needs a custom-metrics adapter")
             .help("use `target_cpu` (a percentage of the CPU request) on the kubernetes target"),
         );
+    }
+}
+
+/// `object_store`: an `s3://BUCKET[/PREFIX]` URL, and no settings of the shared volume it
+/// replaces. It can only come from the configuration, so `block` is the target block.
+fn object_store_settings(url: &str, block: Option<&Node>, diags: &mut Diagnostics) {
+    let Some(block) = block else { return };
+    let span = block.span_of("object_store");
+    if let Err(e) = object_store::parse(url) {
+        let (label, help) = match &e {
+            ObjectStoreError::Scheme(_) => (
+                "not an s3:// URL",
+                "only `s3://BUCKET[/PREFIX]` is supported; S3-compatible stores (MinIO, Ceph, R2, GCS interoperability) \
+                 are reached with `s3://` plus `AWS_ENDPOINT_URL` in the Secret `<system>-object-store`",
+            ),
+            ObjectStoreError::Bucket(_) => (
+                "invalid bucket",
+                "write `s3://BUCKET[/PREFIX]` with a bucket of 3 to 63 lower-case letters, digits, `-` and `.`, \
+                 starting and ending with a letter or digit",
+            ),
+            ObjectStoreError::Prefix(_) => (
+                "invalid prefix",
+                "write the prefix as `/`-separated names, e.g. `s3://acme-models/churn/prod`: no empty, `.` or `..` segment, \
+                 no trailing `/`, no spaces, `?` or `#`",
+            ),
+        };
+        diags.push(
+            Diagnostic::error(codes::KUBERNETES_OBJECT_STORE, span, format!("object_store {url:?} {e}"))
+                .label(label)
+                .help(help),
+        );
+    }
+    for attr in ["storage_class", "storage_size"] {
+        if block.attr(attr).is_some() {
+            diags.push(
+                Diagnostic::error(
+                    codes::CONFLICT,
+                    block.span_of(attr),
+                    format!("`{attr}` configures the shared volume, but with `object_store` there is none"),
+                )
+                .label("shared-volume setting")
+                .with(span, "replaces the shared volume")
+                .help(format!(
+                    "remove `{attr}`: with `object_store` every pod keeps its data directory on a pod-local volume \
+                     and mirrors it to the bucket"
+                )),
+            );
+        }
     }
 }

@@ -9,6 +9,7 @@
 //! environment below are the contract with the runtime (README, "Kubernetes").
 
 pub mod names;
+pub mod object_store;
 pub mod rbac;
 mod yaml;
 
@@ -71,6 +72,9 @@ struct System<'a> {
     image: &'a str,
     spec_sha256: String,
     secret_env: Vec<String>,
+    /// With `object_store`: pods keep their data on an `emptyDir` and mirror it to the bucket,
+    /// reading the store's credentials from this Secret (`envFrom`, optional); no shared volume.
+    object_store_secret: Option<String>,
 }
 
 impl System<'_> {
@@ -127,6 +131,7 @@ impl System<'_> {
             "limits": res.limits(),
             "spec_configmap": self.spec_configmap(),
             "data_pvc": self.data_pvc(),
+            "object_store_secret": self.object_store_secret,
         });
         if let (Some(base), Value::Object(extra)) = (ctx.as_object_mut(), extra) {
             base.extend(extra);
@@ -245,22 +250,27 @@ fn training_hash(spec: &SystemSpec, job: &ResourceSpec) -> String {
 /// Generates the manifests of a system whose target is `kubernetes`, sorted by file name, the
 /// kustomization last.
 pub fn emit(spec: &SystemSpec) -> Result<Vec<Manifest>, EmitError> {
-    let Target::Kubernetes { namespace, image, storage_class, storage_size, service_monitor, .. } = &spec.system.target
+    let Target::Kubernetes { namespace, image, storage_class, storage_size, object_store, service_monitor, .. } =
+        &spec.system.target
     else {
         return Err(EmitError::NotKubernetes);
     };
     named("the namespace", names::check_label(namespace).map(|()| namespace.clone()))?;
     let spec_json = spec.to_json();
+    let prefix = named("the system name", names::system(&spec.system.name))?;
+    let object_store_secret = object_store.as_ref().map(|_| object_store::secret_name(&prefix));
     let sys = System {
-        prefix: named("the system name", names::system(&spec.system.name))?,
+        prefix,
         namespace,
         image,
         spec_sha256: sha256_hex(spec_json.as_bytes()),
         secret_env: secret_env(spec),
+        object_store_secret,
     };
     let mut out = Out { tera: yaml::engine(), manifests: Vec::new() };
 
-    // The system: namespace, spec, shared volume, the workloads' token-less service account.
+    // The system: namespace, spec, shared volume (unless the data lives in an object store), the
+    // workloads' token-less service account.
     let p = sys.prefix.clone();
     out.object(
         "namespace",
@@ -272,10 +282,12 @@ pub fn emit(spec: &SystemSpec) -> Result<Vec<Manifest>, EmitError> {
     cm["spec_json"] = json!(spec_json);
     cm["spec_sha256"] = json!(sys.spec_sha256);
     out.object("configmap", "ConfigMap", &sys.spec_configmap(), cm)?;
-    let mut pvc = sys.meta(&sys.data_pvc(), &sys.labels(&p, "storage"));
-    pvc["storage_class"] = json!(storage_class);
-    pvc["storage_size"] = json!(storage_size.to_string());
-    out.object("pvc", "PersistentVolumeClaim", &sys.data_pvc(), pvc)?;
+    if sys.object_store_secret.is_none() {
+        let mut pvc = sys.meta(&sys.data_pvc(), &sys.labels(&p, "storage"));
+        pvc["storage_class"] = json!(storage_class);
+        pvc["storage_size"] = json!(storage_size.to_string());
+        out.object("pvc", "PersistentVolumeClaim", &sys.data_pvc(), pvc)?;
+    }
     let mut sa = sys.meta(&sys.workload_sa(), &sys.labels(&p, "workload"));
     sa["automount"] = json!(false);
     out.object("serviceaccount", "ServiceAccount", &sys.workload_sa(), sa)?;

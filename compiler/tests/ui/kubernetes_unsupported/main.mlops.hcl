@@ -2,8 +2,7 @@ mlops {
   name = "churn"
 
   target "kubernetes" {
-    image        = "ghcr.io/acme/mlops-runtime:0.1.0"
-    object_store = "s3://acme-models/churn"
+    image = "ghcr.io/acme/mlops-runtime:0.1.0"
   }
 }
 
