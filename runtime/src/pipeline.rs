@@ -97,8 +97,9 @@ pub struct Runtime<'a> {
     spec: &'a SystemSpec,
 }
 
-/// How long a materialisation waits for another pod's to finish (mirrored data directory).
-const FEATURES_LOCK_WAIT: std::time::Duration = std::time::Duration::from_secs(15 * 60);
+/// How long a pod waits for another pod's lock on the mirrored registry or feature store (a
+/// materialisation may take minutes).
+const MIRROR_LOCK_WAIT: std::time::Duration = std::time::Duration::from_secs(15 * 60);
 
 impl<'a> Runtime<'a> {
     /// The runtime of `spec`, compiled from the configuration in `root`.
@@ -174,9 +175,7 @@ impl<'a> Runtime<'a> {
         let batches = data::open(source, &view.source, &self.workspace.root)?;
         // With a mirrored data directory, one pod at a time materialises, on the store's latest.
         let lock = match crate::objstore::covering(&self.workspace.features_dir()) {
-            Some((mirror, area)) => {
-                Some(mirror.lock_area(area, FEATURES_LOCK_WAIT, crate::objstore::lock_ttl(area))?)
-            }
+            Some((mirror, area)) => Some(mirror.lock_area(area, MIRROR_LOCK_WAIT, crate::objstore::lock_ttl(area))?),
             None => None,
         };
         let report = features::materialize(&store, view_address, view, source, batches, &fingerprint)?;
@@ -190,7 +189,7 @@ impl<'a> Runtime<'a> {
     /// reference) when the data directory is mirrored to an object store.
     fn publish_registry(&self) -> Result<(), PipelineError> {
         if let Some((mirror, area)) = crate::objstore::covering(&self.workspace.registry_dir()) {
-            mirror.lock_area(area, FEATURES_LOCK_WAIT, crate::objstore::lock_ttl(area))?.commit()?;
+            mirror.lock_area(area, MIRROR_LOCK_WAIT, crate::objstore::lock_ttl(area))?.commit()?;
         }
         Ok(())
     }

@@ -155,5 +155,5 @@ fn stores_that_cannot_be_used_are_named_with_the_fix() {
     eprintln!("an unreachable store failed after {:?}", started.elapsed());
 
     let scheme = Mirror::open_with("gs://models", &dir.0, env(&s)).unwrap_err().to_string();
-    assert!(scheme.contains("only s3:// URLs"), "{scheme}");
+    assert!(scheme.contains("not `s3://`") && scheme.contains("AWS_ENDPOINT_URL"), "{scheme}");
 }
