@@ -267,6 +267,20 @@ fn sigterm(pid: u32) {
     assert!(status.success());
 }
 
+/// The controller Deployment's command (`pod`: a pod's command line), on `port`, once ready.
+#[track_caller]
+fn start_controller(pod: &mut std::process::Command, p: &Pod, port: u16) -> Running {
+    let controller = Running::spawn(
+        pod.args(["controller", "--spec"]).arg(&p.spec).args(["--address", &format!("127.0.0.1:{port}")]),
+    );
+    assert!(
+        wait_until(30, || http(port, "GET", "/readyz", "").is_some_and(|(c, _)| c == 200)),
+        "{}",
+        controller.stderr()
+    );
+    controller
+}
+
 /// Waits until `/readyz` answers `code`.
 #[track_caller]
 fn wait_ready(port: u16, code: u16, agent: &Running, secs: u64) {
@@ -537,18 +551,7 @@ fn cluster(tag: &str, rule: &[(&str, &str)]) -> Cluster {
         wait_ready(*port, 200, agent, 30);
     }
     let control_port = free_port();
-    let controller = Running::spawn(in_pod(&p, "controller-0").args([
-        "controller",
-        "--spec",
-        p.spec.to_str().unwrap(),
-        "--address",
-        &format!("127.0.0.1:{control_port}"),
-    ]));
-    assert!(
-        wait_until(30, || http(control_port, "GET", "/readyz", "").is_some_and(|(c, _)| c == 200)),
-        "{}",
-        controller.stderr()
-    );
+    let controller = start_controller(&mut in_pod(&p, "controller-0"), &p, control_port);
     assert!(controller.stderr().contains("1 monitor(s), 1 retrain policy"), "{}", controller.stderr());
     // 30 predictions from each replica, well inside the controller's first window (which ends
     // 10 s after it started, judged on the tick after: up to 1 s later).
@@ -805,18 +808,7 @@ fn pods_without_a_shared_volume_meet_in_the_object_store() {
     // The controller, on a directory of its own too, reads the replica's prediction log
     // through the bucket, and keeps its own state there.
     let control_port = free_port();
-    let controller = Running::spawn(in_pod_with_store(&p, "controller-0", &s3).args([
-        "controller",
-        "--spec",
-        p.spec.to_str().unwrap(),
-        "--address",
-        &format!("127.0.0.1:{control_port}"),
-    ]));
-    assert!(
-        wait_until(30, || http(control_port, "GET", "/readyz", "").is_some_and(|(c, _)| c == 200)),
-        "{}",
-        controller.stderr()
-    );
+    let controller = start_controller(&mut in_pod_with_store(&p, "controller-0", &s3), &p, control_port);
     for _ in 0..20 {
         assert_eq!(http(port, "POST", PREDICT, ROW).unwrap().0, 200);
     }

@@ -330,10 +330,15 @@ impl Mirror {
 
     /// Uploads what changed here under each of `areas` (relative directories; `""` is all).
     pub fn push(&self, areas: &[&str]) -> Result<SyncReport> {
+        self.per_area(areas, Mirror::push_area)
+    }
+
+    /// `one` on each area in turn, one push or pull of this process at a time.
+    fn per_area(&self, areas: &[&str], one: fn(&Mirror, &str) -> Result<SyncReport>) -> Result<SyncReport> {
         let _busy = self.busy.lock().unwrap_or_else(|p| p.into_inner());
         let mut report = SyncReport::default();
         for area in areas {
-            report.add(self.push_area(area)?);
+            report.add(one(self, area)?);
         }
         Ok(report)
     }
@@ -404,12 +409,7 @@ impl Mirror {
 
     /// Downloads what changed remotely under each of `areas` (`""` is all).
     pub fn pull(&self, areas: &[&str]) -> Result<SyncReport> {
-        let _busy = self.busy.lock().unwrap_or_else(|p| p.into_inner());
-        let mut report = SyncReport::default();
-        for area in areas {
-            report.add(self.pull_area(area)?);
-        }
-        Ok(report)
+        self.per_area(areas, Mirror::pull_area)
     }
 
     fn pull_area(&self, area: &str) -> Result<SyncReport> {
