@@ -12,7 +12,7 @@ mod common;
 
 use common::*;
 use serde_json::Value;
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::{BufRead, BufReader, Write};
 use std::net::TcpStream;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -164,28 +164,7 @@ impl Conn {
             Err(e) => return Err(Failure::Broken(e.to_string())),
             Ok(_) => {}
         }
-        let code: u16 = line
-            .split_whitespace()
-            .nth(1)
-            .and_then(|c| c.parse().ok())
-            .ok_or_else(|| Failure::Broken(format!("bad status line {line:?}")))?;
-        let mut length = 0usize;
-        loop {
-            let mut h = String::new();
-            self.reader.read_line(&mut h).map_err(|e| Failure::Broken(format!("torn headers: {e}")))?;
-            let h = h.trim_end();
-            if h.is_empty() {
-                break;
-            }
-            if let Some((k, v)) = h.split_once(':') {
-                if k.eq_ignore_ascii_case("content-length") {
-                    length = v.trim().parse().unwrap_or(0);
-                }
-            }
-        }
-        let mut body = vec![0u8; length];
-        self.reader.read_exact(&mut body).map_err(|e| Failure::Broken(format!("torn body: {e}")))?;
-        Ok((code, String::from_utf8_lossy(&body).into_owned()))
+        read_answer(&line, &mut self.reader).map_err(|e| Failure::Broken(format!("torn answer: {e}")))
     }
 }
 

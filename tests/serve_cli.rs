@@ -5,9 +5,9 @@
 
 mod common;
 
-use common::{agent_pid, fraud_address, fraud_dir, fraud_tree, mlops, pid_alive, stderr, stdout, TempDir};
+use common::{agent_pid, fraud_address, fraud_dir, fraud_tree, mlops, pid_alive, read_answer, stderr, stdout, TempDir};
 use serde_json::Value;
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::{BufRead, BufReader, Write};
 use std::net::TcpStream;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -74,27 +74,7 @@ impl Conn {
         self.reader.get_mut().write_all(req.as_bytes())?;
         let mut line = String::new();
         self.reader.read_line(&mut line)?;
-        let code: u16 =
-            line.split_whitespace().nth(1).and_then(|c| c.parse().ok()).ok_or_else(|| {
-                std::io::Error::new(std::io::ErrorKind::InvalidData, format!("bad status line {line:?}"))
-            })?;
-        let mut length = 0usize;
-        loop {
-            let mut h = String::new();
-            self.reader.read_line(&mut h)?;
-            let h = h.trim_end();
-            if h.is_empty() {
-                break;
-            }
-            if let Some((k, v)) = h.split_once(':') {
-                if k.eq_ignore_ascii_case("content-length") {
-                    length = v.trim().parse().unwrap_or(0);
-                }
-            }
-        }
-        let mut body = vec![0u8; length];
-        self.reader.read_exact(&mut body)?;
-        Ok((code, String::from_utf8_lossy(&body).into_owned()))
+        read_answer(&line, &mut self.reader)
     }
 }
 

@@ -1,23 +1,13 @@
 //! Every example compiles without errors, its SystemSpec is snapshotted (a change to the spec
 //! format or to an example shows up in review), and compiling twice gives the same bytes.
 
+#[path = "support/examples.rs"]
+mod examples_dir;
+
+use examples_dir::{examples, root};
 use mlops_compiler::spec::SystemSpec;
 use mlops_compiler::{compile, Options};
-use std::path::{Path, PathBuf};
-
-fn root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
-}
-
-fn examples() -> Vec<PathBuf> {
-    let mut v: Vec<PathBuf> = std::fs::read_dir(root().join("examples"))
-        .unwrap()
-        .filter_map(|e| e.ok().map(|e| e.path()))
-        .filter(|p| mlops_compiler::parse::config_files(p).is_ok_and(|f| !f.is_empty()))
-        .collect();
-    v.sort();
-    v
-}
+use std::path::Path;
 
 fn compile_ok(dir: &Path) -> String {
     let options = Options { display_base: Some(root()), ..Options::default() };

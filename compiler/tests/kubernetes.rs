@@ -4,28 +4,18 @@
 //! ConfigMap is the compiled spec, names and labels follow the conventions). Their validity
 //! against Kubernetes' own schemas is checked by `tests/kubernetes_cli.rs` at the workspace root.
 
+#[path = "support/examples.rs"]
+mod examples_dir;
+
+use examples_dir::{examples, root};
 use mlops_compiler::compile::KubernetesOverride;
 use mlops_compiler::emit::kubernetes::{emit, Manifest};
 use mlops_compiler::spec::SystemSpec;
 use mlops_compiler::{compile, Options};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 /// The image the snapshots are generated with.
 const IMAGE: &str = "ghcr.io/example/mlops-runtime:0.1.0";
-
-fn root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
-}
-
-fn examples() -> Vec<PathBuf> {
-    let mut v: Vec<PathBuf> = std::fs::read_dir(root().join("examples"))
-        .unwrap()
-        .filter_map(|e| e.ok().map(|e| e.path()))
-        .filter(|p| mlops_compiler::parse::config_files(p).is_ok_and(|f| !f.is_empty()))
-        .collect();
-    v.sort();
-    v
-}
 
 fn compile_for_kubernetes(dir: &Path) -> SystemSpec {
     let options = Options {

@@ -318,3 +318,32 @@ pub fn lock_id_in(message: &str) -> Option<String> {
     let id: String = rest.chars().take_while(|c| c.is_ascii_alphanumeric() || *c == '-').collect();
     (!id.is_empty()).then_some(id)
 }
+
+/// The rest of an HTTP/1.1 answer whose status line (`HTTP/1.1 200 OK`) was read: its headers
+/// and `Content-Length` body, as (status, body).
+pub fn read_answer(
+    status_line: &str,
+    reader: &mut std::io::BufReader<std::net::TcpStream>,
+) -> std::io::Result<(u16, String)> {
+    use std::io::{BufRead, Read};
+    let code: u16 = status_line.split_whitespace().nth(1).and_then(|c| c.parse().ok()).ok_or_else(|| {
+        std::io::Error::new(std::io::ErrorKind::InvalidData, format!("bad status line {status_line:?}"))
+    })?;
+    let mut length = 0usize;
+    loop {
+        let mut h = String::new();
+        reader.read_line(&mut h)?;
+        let h = h.trim_end();
+        if h.is_empty() {
+            break;
+        }
+        if let Some((k, v)) = h.split_once(':') {
+            if k.eq_ignore_ascii_case("content-length") {
+                length = v.trim().parse().unwrap_or(0);
+            }
+        }
+    }
+    let mut body = vec![0u8; length];
+    reader.read_exact(&mut body)?;
+    Ok((code, String::from_utf8_lossy(&body).into_owned()))
+}

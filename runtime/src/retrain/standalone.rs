@@ -23,6 +23,10 @@ use mlops_compiler::spec::SystemSpec;
 use super::controller::{Controller, MonitorRequest, PolicyRequest, RolloutPhase, Rollouts};
 use crate::registry::Registry;
 use crate::serve::cluster::{self, Baseline, SharedRollout};
+
+/// A replica's counter file untouched this long is a pod that is gone (live ones rewrite theirs
+/// every poll interval).
+const STALE_STATS: std::time::Duration = std::time::Duration::from_secs(3600);
 use crate::serve::control::endpoint_name;
 use crate::serve::external::{self, QueryVars};
 use crate::serve::rollout::{is_external, Decision, Phase, Rollout};
@@ -134,6 +138,10 @@ impl ClusterRollouts {
     /// registry, writes the rollout file).
     pub fn drive(&self, now: u64) {
         for (name, (job, _)) in &self.endpoints {
+            let gone = cluster::prune_stats(&self.data_dir, name, STALE_STATS);
+            if !gone.is_empty() {
+                log(&format!("{name}: removed the counters of replicas gone for over an hour: {}", gone.join(", ")));
+            }
             let Some(shared) = cluster::read_rollout(&self.data_dir, name) else { continue };
             let mut r = shared.rollout;
             if r.finished() {

@@ -156,6 +156,28 @@ pub fn read_stats(data_dir: &Path, endpoint: &str) -> Vec<PodStats> {
     out
 }
 
+/// Removes the counter files of replicas gone for longer than `max_age` (a live replica
+/// rewrites its file at every poll, so an old file is a pod that no longer exists: a
+/// Deployment's every rollout leaves some). Their counters had stopped moving, so they weighed
+/// nothing in a step. Returns the pods removed.
+pub fn prune_stats(data_dir: &Path, endpoint: &str, max_age: std::time::Duration) -> Vec<String> {
+    let Ok(entries) = std::fs::read_dir(stats_dir(data_dir, endpoint)) else { return Vec::new() };
+    let now = std::time::SystemTime::now();
+    let mut removed = Vec::new();
+    for e in entries.filter_map(|e| e.ok()) {
+        let path = e.path();
+        if path.extension().is_none_or(|x| x != "json") {
+            continue;
+        }
+        let age = e.metadata().and_then(|m| m.modified()).ok().and_then(|t| now.duration_since(t).ok());
+        if age.is_some_and(|a| a > max_age) && std::fs::remove_file(&path).is_ok() {
+            removed.push(path.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default());
+        }
+    }
+    removed.sort();
+    removed
+}
+
 /// The counters now, as the base of a new step.
 pub fn baseline(stats: &[PodStats]) -> Baseline {
     stats.iter().map(|s| (s.pod.clone(), (s.started_ms, s.versions.clone()))).collect()
@@ -247,5 +269,22 @@ mod tests {
             rule: None,
             phase: super::super::rollout::Phase::Stepping { step: 0, since_ms: 5 },
         }
+    }
+
+    #[test]
+    fn counters_of_gone_pods_are_pruned_and_live_ones_kept() {
+        let dir = std::env::temp_dir().join(format!("mlops-cluster-prune-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        write_stats(&dir, "api", &pod("api-old", 1, counters(5, 0, 5, [5, 0]))).unwrap();
+        write_stats(&dir, "api", &pod("api-new", 2, counters(5, 0, 5, [5, 0]))).unwrap();
+        let old = stats_dir(&dir, "api").join("api-old.json");
+        let hour_ago = std::time::SystemTime::now() - std::time::Duration::from_secs(3600);
+        std::fs::File::options().write(true).open(&old).unwrap().set_modified(hour_ago).unwrap();
+        assert_eq!(prune_stats(&dir, "api", std::time::Duration::from_secs(600)), ["api-old"]);
+        let left: Vec<String> = read_stats(&dir, "api").into_iter().map(|p| p.pod).collect();
+        assert_eq!(left, ["api-new"]);
+        assert!(prune_stats(&dir, "api", std::time::Duration::from_secs(600)).is_empty());
+        assert!(prune_stats(&dir, "none", std::time::Duration::from_secs(600)).is_empty());
+        let _ = std::fs::remove_dir_all(&dir);
     }
 }
