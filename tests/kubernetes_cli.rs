@@ -229,20 +229,21 @@ fn plan_shows_the_changed_objects_and_apply_converges() {
     let old_job_name = old_job.trim_start_matches("job-").trim_end_matches(".yaml");
     let new_job = lines.iter().find(|l| l.starts_with("  + Job ")).expect("a new Job").clone();
     assert_ne!(new_job, format!("  + Job {old_job_name}"));
-    assert_eq!(
-        lines,
-        [
-            "  ~ ConfigMap vision-scoring-spec",
-            "  ~ CronJob vision-scoring-defect-model",
-            "  ~ Deployment vision-scoring-controller",
-            "  ~ Deployment vision-scoring-defect-api",
-            &new_job,
-            &format!("  - Job {old_job_name}"),
-            "  ~ Kustomization vision-scoring",
-        ]
-        .map(str::to_string),
-        "{text}"
-    );
+    // Objects come in file order, so the two Jobs' order follows their hashes.
+    let mut expected = [
+        "  ~ ConfigMap vision-scoring-spec",
+        "  ~ CronJob vision-scoring-defect-model",
+        "  ~ Deployment vision-scoring-controller",
+        "  ~ Deployment vision-scoring-defect-api",
+        &new_job,
+        &format!("  - Job {old_job_name}"),
+        "  ~ Kustomization vision-scoring",
+    ]
+    .map(str::to_string);
+    let mut sorted = lines.clone();
+    sorted.sort();
+    expected.sort();
+    assert_eq!(sorted, expected, "{text}");
     // The ConfigMap's line diff shows the parameter.
     let diff_line = |sign: &str, v: u8| {
         text.lines().any(|l| {

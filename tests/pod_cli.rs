@@ -827,3 +827,57 @@ fn pods_without_a_shared_volume_meet_in_the_object_store() {
     let err = stderr(&out);
     assert!(err.contains("s3://no-such-bucket/prod") && err.contains("check the bucket exists"), "{err}");
 }
+
+#[test]
+fn a_version_a_training_job_proposes_goes_out_through_the_endpoints_rollout() {
+    let Cluster { p, dir: _, ports, agents, controller, control_port: _ } = cluster("pod-propose", &[]);
+    let loads = ports.map(|port| Load::start(port, 2, ROW));
+    // The Job's command when a controller runs: the version is left for it to roll out.
+    let out = in_pod(&p, "train-job")
+        .args(["train", "--spec"])
+        .arg(&p.spec)
+        .args([JOB, "--propose"])
+        .stdin(std::process::Stdio::null())
+        .output()
+        .unwrap();
+    let text = stdout(&out);
+    assert!(out.status.success(), "{text}\n{}", stderr(&out));
+    assert!(text.contains("(proposed: the controller rolls it out)"), "{text}");
+    // Past the setup's own retrains, which the controller may have registered and rejected.
+    let v: u64 =
+        text.split(&format!("{JOB} version ")).nth(1).and_then(|t| t.split(':').next()).unwrap().parse().unwrap();
+    let rollout_file = p.data.join("rollouts/module.fraud.api.json");
+    let mut stepping = None;
+    let promoted = wait_until(90, || {
+        if let Some(r) =
+            std::fs::read_to_string(&rollout_file).ok().and_then(|t| serde_json::from_str::<Value>(&t).ok())
+        {
+            if r["rollout"]["phase"]["phase"] == "stepping" && stepping.is_none() {
+                stepping = Some(r);
+            }
+        }
+        controller.stderr().contains(&format!("module.fraud.api: version {v} promoted on every pod"))
+    });
+    assert!(promoted, "{}", controller.stderr());
+    let r = stepping.expect("the proposed version never went through the rollout's steps");
+    assert_eq!((r["rollout"]["candidate"].as_u64(), r["rollout"]["previous"].as_u64()), (Some(v), Some(1)), "{r}");
+    assert!(
+        !p.data.join("rollouts/proposals").read_dir().is_ok_and(|mut d| d.next().is_some()),
+        "proposal left behind"
+    );
+    for port in ports {
+        let serves =
+            wait_until(20, || http(port, "POST", PREDICT, ROW).is_some_and(|(c, b)| c == 200 && answer(&b).0 == v));
+        assert!(serves, "replica on {port} does not serve version {v}");
+    }
+    for load in loads {
+        load.wait_answers(10);
+        let failures: Vec<String> = load.finish().into_iter().filter_map(|(_, o)| o.err()).collect();
+        assert!(failures.is_empty(), "{failures:?}");
+    }
+    // Outside a pod there is no controller to leave it to.
+    let out = mlops().args(["train", "examples/fraud-detection", JOB, "--propose"]).output().unwrap();
+    assert!(!out.status.success());
+    assert!(stderr(&out).contains("--propose goes with --spec FILE"), "{}", stderr(&out));
+    stop(agents.into_iter().chain([controller]));
+}

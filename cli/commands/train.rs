@@ -21,8 +21,13 @@ pub struct Train {
     threads: Option<usize>,
     /// Promote the new version to production if it passes its gates (the first passing
     /// version of a job is promoted anyway).
-    #[arg(long)]
+    #[arg(long, conflicts_with = "propose")]
     promote: bool,
+    /// With --spec (a training Job on Kubernetes): leave the new version, if it passes its
+    /// gates, for the controller to roll out through the `rollout` blocks of the endpoints
+    /// serving the job (the first passing version is promoted at once).
+    #[arg(long)]
+    propose: bool,
     #[command(flatten)]
     from: SpecArgs,
 }
@@ -35,9 +40,21 @@ impl Train {
         let [job] = addresses.as_slice() else {
             return Err("name one training job, e.g. `mlops train examples/fraud-detection training_job.fraud`".into());
         };
+        if self.propose && self.from.spec.is_none() {
+            return Err("--propose goes with --spec FILE: it leaves the version to the controller of a cluster \
+                        (run `mlops train DIR JOB --promote` here)"
+                .into());
+        }
+        let data_dir = workspace.data_dir.clone();
         let rt = Runtime::in_workspace(workspace, &spec);
         let opts = TrainOptions { threads: self.threads, progress: true };
         let out = rt.train(job, &opts, self.promote).map_err(|e| e.to_string())?;
+        let proposed = self.propose && !out.promoted && out.version.passed;
+        if proposed {
+            let p = mlops_runtime::serve::cluster::Proposal { job: job.clone(), version: out.version.version };
+            mlops_runtime::serve::cluster::propose(&data_dir, &p)
+                .map_err(|e| format!("cannot propose version {} for rollout: {e}", p.version))?;
+        }
         for r in &out.materialized {
             println!("{}: {} new rows materialised", r.view, r.rows_written);
         }
@@ -62,6 +79,8 @@ impl Train {
             v.status,
             if out.promoted {
                 " (promoted)"
+            } else if proposed {
+                " (proposed: the controller rolls it out)"
             } else if !v.passed {
                 " (failed its gate: never promoted)"
             } else {

@@ -134,6 +134,54 @@ impl ClusterRollouts {
         read.insert(endpoint.to_string(), (candidate, now_ms(), value));
     }
 
+    /// Starts the rollouts training Jobs proposed (`mlops train --spec … --propose`): the
+    /// version goes out through the `rollout` block of every endpoint serving its job — or is
+    /// promoted at once when none does. A proposal waits while one of those endpoints is still
+    /// rolling another candidate out; one for a version that cannot be rolled out (gone,
+    /// archived, failed its gates) is dropped with a log line.
+    pub fn adopt_proposals(&self) {
+        for (file, p) in cluster::proposals(&self.data_dir) {
+            let serving: Vec<&String> =
+                self.endpoints.iter().filter(|(_, (job, _))| *job == p.job).map(|(name, _)| name).collect();
+            let busy = serving.iter().any(|name| {
+                cluster::read_rollout(&self.data_dir, name)
+                    .is_some_and(|r| !r.rollout.finished() && r.rollout.candidate != p.version)
+            });
+            if busy {
+                continue;
+            }
+            let result = self.registry().and_then(|reg| {
+                let v = reg.get(&p.job, p.version).map_err(|e| e.to_string())?;
+                if !v.passed || v.status != crate::registry::Status::Candidate {
+                    return Err(format!(
+                        "version {} of {} is {} and {}",
+                        p.version,
+                        p.job,
+                        v.status,
+                        if v.passed { "passed its gates" } else { "failed its gates" }
+                    ));
+                }
+                if serving.is_empty() {
+                    reg.promote(&p.job, p.version, false).map_err(|e| e.to_string())?;
+                    log(&format!(
+                        "{}: version {} promoted (proposed by a training Job; no endpoint serves it)",
+                        p.job, p.version
+                    ));
+                }
+                for name in &serving {
+                    self.roll_out(name, p.version)?;
+                }
+                Ok(())
+            });
+            if let Err(e) = result {
+                log(&format!("error: {}: the proposed version {} is not rolled out: {e}", p.job, p.version));
+            }
+            if let Err(e) = std::fs::remove_file(&file) {
+                log(&format!("error: cannot remove {}: {e}", file.display()));
+            }
+        }
+    }
+
     /// Steps every rollout in progress at `now` (blocking: reads the pods' counters and the
     /// registry, writes the rollout file).
     pub fn drive(&self, now: u64) {
@@ -320,6 +368,7 @@ pub async fn run(
                 }
                 let (c, rollouts, cluster) = (controller.clone(), rollouts.clone(), cluster.clone());
                 let _ = tokio::task::spawn_blocking(move || {
+                    cluster.adopt_proposals();
                     cluster.drive(now_ms());
                     c.tick(&rollouts, now_ms());
                 })

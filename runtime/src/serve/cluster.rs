@@ -128,6 +128,39 @@ fn write_json(path: &Path, value: &impl Serialize) -> std::io::Result<()> {
     })
 }
 
+/// A version a training Job registered for the controller to roll out through the `rollout`
+/// blocks of the endpoints serving its job (`mlops train --spec … --propose`), in
+/// `rollouts/proposals/<job>.json`: one per job, the newest wins.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Proposal {
+    /// The training job's address.
+    pub job: String,
+    /// The registered version.
+    pub version: u32,
+}
+
+fn proposals_dir(data_dir: &Path) -> PathBuf {
+    data_dir.join("rollouts").join("proposals")
+}
+
+/// Proposes `version` of `job` for rollout.
+pub fn propose(data_dir: &Path, p: &Proposal) -> std::io::Result<()> {
+    write_json(&proposals_dir(data_dir).join(format!("{}.json", segment(&p.job))), p)
+}
+
+/// Every pending proposal with its file (unreadable files skipped).
+pub fn proposals(data_dir: &Path) -> Vec<(PathBuf, Proposal)> {
+    let Ok(entries) = std::fs::read_dir(proposals_dir(data_dir)) else { return Vec::new() };
+    let mut out: Vec<(PathBuf, Proposal)> = entries
+        .filter_map(|e| e.ok())
+        .map(|e| e.path())
+        .filter(|p| p.extension().is_some_and(|x| x == "json"))
+        .filter_map(|p| Some((p.clone(), serde_json::from_slice(&std::fs::read(&p).ok()?).ok()?)))
+        .collect();
+    out.sort_by(|a, b| a.0.cmp(&b.0));
+    out
+}
+
 /// The endpoint's published rollout, if any (an unreadable file counts as none).
 pub fn read_rollout(data_dir: &Path, endpoint: &str) -> Option<SharedRollout> {
     let bytes = std::fs::read(rollout_file(data_dir, endpoint)).ok()?;

@@ -299,6 +299,8 @@ pub fn emit(spec: &SystemSpec) -> Result<Vec<Manifest>, EmitError> {
         ("prometheus.io/port", "8080"),
         ("prometheus.io/path", "/metrics"),
     ]));
+    let has_controller =
+        spec.resources.iter().any(|r| matches!(r.config, Config::Monitor(_) | Config::RetrainPolicy(_)));
     let mut endpoint_names: BTreeMap<&str, String> = BTreeMap::new();
     for r in &spec.resources {
         match &r.config {
@@ -307,7 +309,7 @@ pub fn emit(spec: &SystemSpec) -> Result<Vec<Manifest>, EmitError> {
                 endpoint_names.insert(r.address.as_str(), name.clone());
                 emit_endpoint(&sys, r, e, &name, *service_monitor, &deployment_annotations, grace, &mut out)?;
             }
-            Config::TrainingJob(j) => emit_training(&sys, spec, r, j, &mut out)?,
+            Config::TrainingJob(j) => emit_training(&sys, spec, r, j, has_controller, &mut out)?,
             _ => {}
         }
     }
@@ -337,8 +339,6 @@ pub fn emit(spec: &SystemSpec) -> Result<Vec<Manifest>, EmitError> {
             _ => {}
         }
     }
-    let has_controller =
-        spec.resources.iter().any(|r| matches!(r.config, Config::Monitor(_) | Config::RetrainPolicy(_)));
     if has_controller {
         emit_controller(&sys, &watched, &retrained, &deployment_annotations, grace(0.0), &mut out)?;
     }
@@ -461,13 +461,19 @@ fn emit_training(
     spec: &SystemSpec,
     r: &ResourceSpec,
     j: &TrainingJob,
+    has_controller: bool,
     out: &mut Out,
 ) -> Result<(), EmitError> {
     let stem = stem_of(r)?;
     let base = named(&r.address, names::object(&sys.prefix, &stem, names::JOB_SUFFIX, names::MAX_LABEL))?;
     let labels = sys.labels(&base, "training");
+    // A version the Job trains goes out as the endpoints' rollout blocks say — the controller
+    // steps it — when there is a controller and an endpoint serving the job; else the Job
+    // promotes it itself.
+    let served = spec.resources.iter().any(|e| matches!(&e.config, Config::Endpoint(ep) if ep.model == r.address));
+    let decide = if has_controller && served { "--propose" } else { "--promote" };
     let args: Vec<String> =
-        ["train", "--spec", SPEC_PATH, &r.address, "--promote"].into_iter().map(str::to_string).collect();
+        ["train", "--spec", SPEC_PATH, &r.address, decide].into_iter().map(str::to_string).collect();
     let res = Res::of(&j.resources, JOB_DEFAULT);
     let pod = sys.pod(
         &labels,
