@@ -288,3 +288,186 @@ fn building_without_an_image_is_a_diagnostic() {
     assert_eq!(o.status.code(), Some(1), "{err}");
     assert!(err.contains("mlops::kubernetes::invalid_name") && err.contains("namespace \"Fraud\""), "{err}");
 }
+
+/// `args` then `dir`, as [`run`], with paths among the arguments.
+fn run_with(args: &[&std::ffi::OsStr], dir: &Path) -> (i32, String, String) {
+    let o = mlops().args(args).arg(dir).output().unwrap();
+    (
+        o.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&o.stdout).into_owned(),
+        String::from_utf8_lossy(&o.stderr).into_owned(),
+    )
+}
+
+fn json(text: &str) -> serde_json::Value {
+    serde_json::from_str(text).unwrap_or_else(|e| panic!("not JSON ({e}):\n{text}"))
+}
+
+/// (action, kind, name) of every change of a JSON plan.
+fn json_changes(v: &serde_json::Value) -> Vec<(String, String, String)> {
+    v["changes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| {
+            let s = |k: &str| c[k].as_str().unwrap().to_string();
+            (s("action"), s("kind"), s("name"))
+        })
+        .collect()
+}
+
+/// Every file of a folder, by name.
+fn folder(dir: &Path) -> std::collections::BTreeMap<String, String> {
+    std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .map(|p| (p.file_name().unwrap().to_string_lossy().into_owned(), std::fs::read_to_string(&p).unwrap()))
+        .collect()
+}
+
+#[test]
+fn plan_as_json_and_markdown_and_saved_plans_applied_as_reviewed() {
+    let tmp = TempDir::new("k8s-saved");
+    let dir = tmp.path().join("vision");
+    let fixture = std::fs::read_to_string(root().join("tests/fixtures/kubernetes/main.mlops.hcl")).unwrap();
+    tmp.write("vision/main.mlops.hcl", &fixture);
+    let out = dir.join("manifests");
+    let os = |s: &str| std::ffi::OsString::from(s);
+
+    // A fresh folder: every object is added.
+    let (code, text, err) = run(&["plan", "--json", "--detailed-exitcode"], &dir);
+    assert_eq!(code, 2, "{text}{err}");
+    let v = json(&text);
+    assert_eq!(v["format_version"], 1);
+    assert_eq!(v["target"], "kubernetes");
+    assert_eq!(v["system"], "vision_scoring");
+    assert_eq!(v["out"], "manifests");
+    assert_eq!(v["summary"], serde_json::json!({"add": 14, "change": 0, "remove": 0, "unchanged": 0}));
+    let changes = json_changes(&v);
+    assert!(changes.iter().all(|(a, _, _)| a == "add"), "{changes:?}");
+    assert!(changes.contains(&("add".into(), "Deployment".into(), "vision-scoring-defect-api".into())), "{changes:?}");
+    assert!(changes.contains(&("add".into(), "Kustomization".into(), "vision-scoring".into())), "{changes:?}");
+    assert!(!out.exists(), "plan writes nothing");
+    let (code, md, err) = run(&["plan", "--format", "markdown", "--detailed-exitcode"], &dir);
+    assert_eq!(code, 2, "{md}{err}");
+    assert!(md.contains("**Plan: 14 to add, 0 to change, 0 to remove.**"), "{md}");
+    assert!(md.contains("| `+` | add | Deployment | `vision-scoring-defect-api` |"), "{md}");
+
+    // Saved, then applied: exactly the planned files, without a question.
+    let first = tmp.path().join("first.plan");
+    let (code, text, err) = run_with(&[&os("plan"), &os("--out"), first.as_os_str(), &os("--detailed-exitcode")], &dir);
+    assert_eq!(code, 2, "{text}{err}");
+    assert!(err.contains("Saved the plan to"), "{err}");
+    let saved = json(&std::fs::read_to_string(&first).unwrap());
+    assert_eq!(saved["summary"]["add"], 14);
+    assert!(!out.exists(), "plan --out writes nothing but the plan");
+    let (code, text, err) = run_with(&[&os("apply"), first.as_os_str()], &dir);
+    assert_eq!(code, 0, "{text}{err}");
+    assert!(text.contains("Apply complete! Manifests: 14 added, 0 changed, 0 removed"), "{text}");
+    let written = folder(&out);
+    assert_eq!(written.len(), 14);
+    for c in saved["changes"].as_array().unwrap() {
+        assert_eq!(written[c["file"].as_str().unwrap()], c["content"].as_str().unwrap());
+    }
+    let (code, text, _) = run(&["plan", "--detailed-exitcode"], &dir);
+    assert_eq!(code, 0, "{text}");
+    assert!(text.starts_with("No changes."), "{text}");
+    let (code, text, _) = run(&["plan", "--json", "--detailed-exitcode"], &dir);
+    assert_eq!(code, 0, "{text}");
+    let v = json(&text);
+    assert_eq!(v["changes"], serde_json::json!([]));
+    assert_eq!(v["summary"]["unchanged"], 14);
+    let (_, md, _) = run(&["plan", "--format", "markdown"], &dir);
+    assert!(md.contains("**No changes.**"), "{md}");
+
+    // The same plan again: the folder is no longer what it was planned against.
+    let (code, text, err) = run_with(&[&os("apply"), first.as_os_str()], &dir);
+    assert_eq!(code, 1, "{text}{err}");
+    assert!(err.contains("the manifest folder changed since this plan was made"), "{err}");
+    assert!(err.contains("run `mlops plan` again"), "{err}");
+
+    // A change of the endpoint's replicas: JSON and markdown show the objects and the line diff.
+    tmp.write("vision/main.mlops.hcl", &fixture.replace("min_replicas = 2", "min_replicas = 3"));
+    let (code, text, err) = run(&["plan", "--json", "--detailed-exitcode"], &dir);
+    assert_eq!(code, 2, "{text}{err}");
+    let v = json(&text);
+    let changes = json_changes(&v);
+    assert!(changes.iter().all(|(a, _, _)| a == "change"), "{changes:?}");
+    assert!(changes.contains(&("change".into(), "HorizontalPodAutoscaler".into(), "vision-scoring-defect-api".into())));
+    assert!(changes.contains(&("change".into(), "ConfigMap".into(), "vision-scoring-spec".into())));
+    let hpa = v["changes"].as_array().unwrap().iter().find(|c| c["kind"] == "HorizontalPodAutoscaler").unwrap();
+    let diff = hpa["diff"].as_str().unwrap();
+    assert!(diff.lines().any(|l| l == "-  minReplicas: 2") && diff.lines().any(|l| l == "+  minReplicas: 3"), "{diff}");
+    assert_ne!(hpa["before_sha256"], hpa["after_sha256"]);
+    let (code, md, err) = run(&["plan", "--format", "markdown", "--detailed-exitcode"], &dir);
+    assert_eq!(code, 2, "{md}{err}");
+    assert!(md.contains("| `~` | change | HorizontalPodAutoscaler | `vision-scoring-defect-api` |"), "{md}");
+    assert!(
+        md.contains(
+            "<details><summary><code>~</code> HorizontalPodAutoscaler <code>vision-scoring-defect-api</code></summary>"
+        ),
+        "{md}"
+    );
+    assert!(md.contains("```diff\n") && md.contains("\n+  minReplicas: 3\n"), "{md}");
+
+    // Saved, then the folder is edited under it: refused, nothing written.
+    let second = tmp.path().join("second.plan");
+    let (code, _, err) = run_with(&[&os("plan"), &os("--out"), second.as_os_str()], &dir);
+    assert_eq!(code, 0, "{err}");
+    let hpa_file = out.join("horizontalpodautoscaler-vision-scoring-defect-api.yaml");
+    let edited = std::fs::read_to_string(&hpa_file).unwrap() + "# edited by hand\n";
+    std::fs::write(&hpa_file, &edited).unwrap();
+    let before = folder(&out);
+    let (code, text, err) = run_with(&[&os("apply"), second.as_os_str()], &dir);
+    assert_eq!(code, 1, "{text}{err}");
+    assert!(err.contains("the manifest folder changed since this plan was made"), "{err}");
+    assert_eq!(folder(&out), before, "a refused plan writes nothing");
+
+    // Planned again, it applies, and the folder converges.
+    let (code, _, err) = run_with(&[&os("plan"), &os("--out"), second.as_os_str()], &dir);
+    assert_eq!(code, 0, "{err}");
+    let shown = mlops().arg("show").arg(&second).output().unwrap();
+    let shown = String::from_utf8_lossy(&shown.stdout).into_owned();
+    assert!(shown.contains("  ~ HorizontalPodAutoscaler vision-scoring-defect-api ("), "{shown}");
+    let (code, text, err) = run_with(&[&os("apply"), second.as_os_str()], &dir);
+    assert_eq!(code, 0, "{text}{err}");
+    assert!(!std::fs::read_to_string(&hpa_file).unwrap().contains("# edited by hand"));
+    let (code, text, _) = run(&["plan", "--detailed-exitcode"], &dir);
+    assert_eq!(code, 0, "{text}");
+
+    // A plan of the other target, either way round, is refused.
+    let fraud = common::fraud_tree("k8s-local-plan");
+    let fraud_dir = common::fraud_dir(&fraud);
+    let local = fraud.path().join("local.plan");
+    let (code, _, err) = run_with(&[&os("plan"), &os("--refresh=false"), &os("--out"), local.as_os_str()], &fraud_dir);
+    assert_eq!(code, 0, "{err}");
+    let (code, text, err) = run_with(&[&os("apply"), local.as_os_str()], &dir);
+    assert_eq!(code, 1, "{text}{err}");
+    assert!(err.contains("is a plan for the local target, but this configuration's target is kubernetes"), "{err}");
+    let (code, text, err) = run_with(&[&os("apply"), second.as_os_str()], &fraud_dir);
+    assert_eq!(code, 1, "{text}{err}");
+    assert!(err.contains("is a plan for the kubernetes target, but this configuration's target is local"), "{err}");
+    assert!(!text.contains("Apply complete"), "{text}");
+
+    // Cut short, or not a plan at all: refused with what is wrong.
+    let before = folder(&out);
+    let text = std::fs::read_to_string(&second).unwrap();
+    let half = (0..=text.len() / 2).rev().find(|i| text.is_char_boundary(*i)).unwrap();
+    for (name, junk) in [("cut.plan", &text[..half]), ("junk.plan", "not a plan\n")] {
+        let f = tmp.write(name, junk);
+        let (code, text, err) = run_with(&[&os("apply"), f.as_os_str()], &dir);
+        assert_eq!(code, 1, "{name}: {text}{err}");
+        assert!(err.contains("is not a saved plan") && err.contains("invalid plan file"), "{name}: {err}");
+    }
+    // A planned file's content altered: its hash says so.
+    let f = tmp.write("altered.plan", &text.replace("minReplicas: 3", "minReplicas: 30"));
+    let (code, _, err) = run_with(&[&os("apply"), f.as_os_str()], &dir);
+    assert_eq!(code, 1, "{err}");
+    assert!(err.contains("does not match its after_sha256"), "{err}");
+    assert_eq!(folder(&out), before);
+
+    // --destroy and --refresh-only stay refused.
+    let (code, _, err) = run(&["plan", "--destroy"], &dir);
+    assert_eq!(code, 1);
+    assert!(err.contains("--destroy and --refresh-only are not supported there"), "{err}");
+}

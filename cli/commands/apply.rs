@@ -11,6 +11,7 @@ use mlops_compiler::spec::SystemSpec;
 use mlops_compiler::state::State;
 use mlops_runtime::apply::{self, ApplyOptions, ApplyReport, Event};
 use mlops_runtime::state::{self, LockGuard, StateBackend};
+use mlops_runtime::targets::kubernetes as manifests;
 use mlops_runtime::targets::{self, Target};
 use std::io::{BufRead, IsTerminal, Write};
 use std::path::{Path, PathBuf};
@@ -246,19 +247,37 @@ impl Apply {
             ));
         }
         let saved = match &plan_file {
-            Some(f) => {
-                let text = std::fs::read_to_string(f).map_err(|e| format!("cannot read {}: {e}", f.display()))?;
-                Some(Plan::from_json(&text).map_err(|e| format!("{} is not a saved plan: {e}", f.display()))?)
-            }
+            Some(f) => Some((f.as_path(), read_saved(f)?)),
             None => None,
         };
         let Some((c, spec)) = config.compile_spec()? else { return Ok(ExitCode::from(1)) };
-        if let TargetConfig::Kubernetes { .. } = &spec.system.target {
-            if saved.is_some() {
-                return Err("the kubernetes target does not take saved plans yet: run `mlops apply DIR`".into());
+        let backend = &c.model.system.backend;
+        let saved = match (&spec.system.target, saved) {
+            (TargetConfig::Kubernetes { .. }, None) => {
+                return super::kubernetes::apply(&config.dir, backend, &spec, self.exec.auto_approve)
             }
-            return super::kubernetes::apply(&config.dir, &c.model.system.backend, &spec, self.exec.auto_approve);
-        }
+            (TargetConfig::Kubernetes { .. }, Some((f, Saved::Kubernetes(doc)))) => {
+                return super::kubernetes::apply_saved(&config.dir, backend, &spec, f, &doc)
+            }
+            (TargetConfig::Kubernetes { .. }, Some((f, Saved::Local(_)))) => {
+                return Err(format!(
+                    "{} is a plan for the local target, but this configuration's target is kubernetes: \
+                     make one for it with `mlops plan {}--out FILE`",
+                    f.display(),
+                    shown_dir(&config.dir)
+                ))
+            }
+            (_, Some((f, Saved::Kubernetes(_)))) => {
+                return Err(format!(
+                    "{} is a plan for the kubernetes target, but this configuration's target is local: \
+                     make one for it with `mlops plan {}--out FILE`",
+                    f.display(),
+                    shown_dir(&config.dir)
+                ))
+            }
+            (_, Some((_, Saved::Local(p)))) => Some(p),
+            (_, None) => None,
+        };
         let session = Session::from_compiled(&config, &c, spec, "apply")?;
         let opts = self.exec.options();
         let (p, planned_from) = match saved {
@@ -283,6 +302,30 @@ impl Apply {
             }
         };
         session.execute(&p, planned_from, &opts)
+    }
+}
+
+/// A plan saved with `mlops plan --out FILE`, for either target.
+enum Saved {
+    Local(Plan),
+    Kubernetes(manifests::PlanDocument),
+}
+
+fn read_saved(f: &Path) -> Result<Saved, String> {
+    let text = std::fs::read_to_string(f).map_err(|e| format!("cannot read {}: {e}", f.display()))?;
+    let not_a_plan = |e: &dyn std::fmt::Display| format!("{} is not a saved plan: {e}", f.display());
+    if manifests::is_kubernetes_plan(&text) {
+        return manifests::PlanDocument::from_json(&text).map(Saved::Kubernetes).map_err(|e| not_a_plan(&e));
+    }
+    Plan::from_json(&text).map(Saved::Local).map_err(|e| not_a_plan(&e))
+}
+
+/// The configuration directory as a command line shows it before the next word ("" for ".").
+fn shown_dir(dir: &Path) -> String {
+    if dir == Path::new(".") {
+        String::new()
+    } else {
+        format!("{} ", dir.display())
     }
 }
 

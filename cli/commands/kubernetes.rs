@@ -3,7 +3,8 @@
 //! (the folder's files are the record of what was applied; apply holds the state lock while it
 //! writes them).
 
-use super::{print_diagnostics, summary, ConfigArgs};
+use super::plan::PlanFormat;
+use super::{print_diagnostics, summary, write_atomic, ConfigArgs};
 use clap::{Args, ValueEnum};
 use mlops_compiler::compile::KubernetesOverride;
 use mlops_compiler::emit::kubernetes::{emit, Manifest};
@@ -69,10 +70,31 @@ fn generate(spec: &SystemSpec) -> Result<Vec<Manifest>, String> {
     emit(spec).map_err(|e| e.to_string())
 }
 
-/// `mlops plan` for the kubernetes target: the objects that apply would add, change or remove.
-pub fn plan(dir: &Path, spec: &SystemSpec, detailed_exitcode: bool) -> Result<ExitCode, String> {
+/// A plan document rendered as `mlops plan` prints it; `dir` is the folder as shown.
+pub fn render(doc: &manifests::PlanDocument, dir: &str, format: PlanFormat) -> Result<String, String> {
+    Ok(match format {
+        PlanFormat::Text => manifests::render_text(doc, dir),
+        PlanFormat::Markdown => manifests::render_markdown(doc, dir),
+        PlanFormat::Json => doc.to_json().map_err(|e| e.to_string())?,
+    })
+}
+
+/// `mlops plan` for the kubernetes target: the objects that apply would add, change or remove,
+/// as text, markdown or JSON, optionally saved to `out`.
+pub fn plan(
+    dir: &Path,
+    spec: &SystemSpec,
+    format: PlanFormat,
+    out: Option<&Path>,
+    detailed_exitcode: bool,
+) -> Result<ExitCode, String> {
     let p = manifests::plan(&manifests::out_dir(dir, spec), &generate(spec)?).map_err(|e| e.to_string())?;
-    print!("{}", manifests::render(&p));
+    let doc = manifests::PlanDocument::new(&p, &spec.system.name, manifests::out_setting(spec));
+    print!("{}", render(&doc, &p.dir.display().to_string(), format)?);
+    if let Some(out) = out {
+        write_atomic(out, &doc.to_json().map_err(|e| e.to_string())?)?;
+        super::plan::saved(dir, out);
+    }
     Ok(if detailed_exitcode && p.has_changes() { ExitCode::from(2) } else { ExitCode::SUCCESS })
 }
 
@@ -92,13 +114,54 @@ pub fn apply(dir: &Path, backend: &Backend, spec: &SystemSpec, auto_approve: boo
     }
     manifests::write(&p).map_err(|e| e.to_string())?;
     lock.release().map_err(|e| e.to_string())?;
+    print_complete(&p);
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `mlops apply FILE` for the kubernetes target: under the state lock, exactly the files of a
+/// plan saved with `mlops plan --out FILE` (nothing is generated again), refused when it is for
+/// another system or folder, or when the folder's generated files changed since it was made.
+pub fn apply_saved(
+    dir: &Path,
+    backend: &Backend,
+    spec: &SystemSpec,
+    file: &Path,
+    doc: &manifests::PlanDocument,
+) -> Result<ExitCode, String> {
+    let out = manifests::out_setting(spec);
+    if doc.system != spec.system.name || doc.out != out {
+        return Err(format!(
+            "{} is a plan for the manifests of system {:?} in `{}`, but this configuration writes those of system {:?} \
+             in `{out}`: run `mlops plan {}--out FILE` for it",
+            file.display(),
+            doc.system,
+            doc.out,
+            spec.system.name,
+            if dir == Path::new(".") { String::new() } else { format!("{} ", dir.display()) }
+        ));
+    }
+    let backend = state::open(dir, backend).map_err(|e| e.to_string())?;
+    let lock = backend.lock("apply").map_err(|e| e.to_string())?;
+    let p = doc.to_plan(&manifests::out_dir(dir, spec)).map_err(|e| e.to_string())?;
+    print!("{}", manifests::render(&p));
+    if p.has_changes() {
+        // The saved plan was reviewed: no question.
+        manifests::write(&p).map_err(|e| e.to_string())?;
+    }
+    lock.release().map_err(|e| e.to_string())?;
+    if p.has_changes() {
+        print_complete(&p);
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn print_complete(p: &manifests::ManifestPlan) {
     let (add, change, remove) = p.counts();
     println!(
         "\nApply complete! Manifests: {add} added, {change} changed, {remove} removed in {}.\nRun `kubectl apply -k {}` to apply them to the cluster.",
         p.dir.display(),
         p.dir.display()
     );
-    Ok(ExitCode::SUCCESS)
 }
 
 /// `mlops destroy` for the kubernetes target: removes the generated files (the cluster's objects

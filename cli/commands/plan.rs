@@ -6,6 +6,7 @@ use clap::{Args, ValueEnum};
 use mlops_compiler::model::Target;
 use mlops_compiler::plan::{plan, plan_destroy, render_markdown, render_text, Plan};
 use mlops_runtime::state;
+use mlops_runtime::targets::kubernetes as manifests;
 use mlops_runtime::workspace::Workspace;
 use mlops_runtime::{apply, targets};
 use std::path::PathBuf;
@@ -66,13 +67,21 @@ pub struct PlanCmd {
 impl PlanCmd {
     pub fn run(self) -> Result<ExitCode, String> {
         let Some((c, spec)) = self.config.compile_spec()? else { return Ok(ExitCode::from(1)) };
+        let format = if self.json { PlanFormat::Json } else { self.format };
         if let Target::Kubernetes { .. } = &spec.system.target {
-            if self.out.is_some() || self.destroy || self.refresh_only || self.json || self.format != PlanFormat::Text {
-                return Err("for the kubernetes target, plan shows the manifests that would change, as text; \
-                            --out, --destroy, --refresh-only, --json and --format are not supported there yet"
+            if self.destroy || self.refresh_only {
+                return Err("for the kubernetes target, plan shows the manifests that would change; --destroy and \
+                            --refresh-only are not supported there (`mlops destroy` removes the generated files, \
+                            and the manifest folder is the record: there is nothing to refresh)"
                     .into());
             }
-            return super::kubernetes::plan(&self.config.dir, &spec, self.detailed_exitcode);
+            return super::kubernetes::plan(
+                &self.config.dir,
+                &spec,
+                format,
+                self.out.as_deref(),
+                self.detailed_exitcode,
+            );
         }
         let backend = state::open(&self.config.dir, &c.model.system.backend).map_err(|e| e.to_string())?;
         let mut current = backend.read().map_err(|e| e.to_string())?;
@@ -108,7 +117,6 @@ impl PlanCmd {
             return Ok(ExitCode::SUCCESS);
         }
         let p = if self.destroy { plan_destroy(&spec, current.as_ref()) } else { plan(&spec, current.as_ref()) };
-        let format = if self.json { PlanFormat::Json } else { self.format };
         print!("{}", render(&p, format)?);
         if format != PlanFormat::Json {
             if let Target::Local { .. } = &spec.system.target {
@@ -120,15 +128,17 @@ impl PlanCmd {
         }
         if let Some(out) = &self.out {
             write_atomic(out, &p.to_json().map_err(|e| e.to_string())?)?;
-            let dir = if self.config.dir == std::path::Path::new(".") {
-                String::new()
-            } else {
-                format!("{} ", self.config.dir.display())
-            };
-            eprintln!("Saved the plan to {}; apply it with `mlops apply {dir}{}`.", out.display(), out.display());
+            saved(&self.config.dir, out);
         }
         Ok(if self.detailed_exitcode && p.has_changes() { ExitCode::from(2) } else { ExitCode::SUCCESS })
     }
+}
+
+/// Says where a plan was saved and how to apply it.
+pub(super) fn saved(config_dir: &std::path::Path, out: &std::path::Path) {
+    let dir =
+        if config_dir == std::path::Path::new(".") { String::new() } else { format!("{} ", config_dir.display()) };
+    eprintln!("Saved the plan to {}; apply it with `mlops apply {dir}{}`.", out.display(), out.display());
 }
 
 /// Print a saved plan.
@@ -148,8 +158,14 @@ impl Show {
     pub fn run(self) -> Result<ExitCode, String> {
         let text =
             std::fs::read_to_string(&self.file).map_err(|e| format!("cannot read {}: {e}", self.file.display()))?;
-        let p = Plan::from_json(&text).map_err(|e| format!("{} is not a saved plan: {e}", self.file.display()))?;
         let format = if self.json { PlanFormat::Json } else { self.format };
+        if manifests::is_kubernetes_plan(&text) {
+            let doc = manifests::PlanDocument::from_json(&text)
+                .map_err(|e| format!("{} is not a saved plan: {e}", self.file.display()))?;
+            print!("{}", super::kubernetes::render(&doc, &doc.out, format)?);
+            return Ok(ExitCode::SUCCESS);
+        }
+        let p = Plan::from_json(&text).map_err(|e| format!("{} is not a saved plan: {e}", self.file.display()))?;
         print!("{}", render(&p, format)?);
         Ok(ExitCode::SUCCESS)
     }

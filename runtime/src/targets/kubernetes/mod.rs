@@ -8,6 +8,17 @@
 //! objects first, then the kustomization (which then lists only files that exist), then the
 //! removal of objects no longer generated: an interrupted write leaves a folder that `kubectl
 //! apply -k` accepts, and the next apply finishes the job.
+//!
+//! A plan is also a document ([`PlanDocument`]): the versioned JSON of `mlops plan --json`, the
+//! saved plan of `mlops plan --out FILE` (it carries the planned files and a fingerprint of the
+//! folder, so `mlops apply FILE` writes exactly them, or refuses when the folder moved), and the
+//! pull-request comment of `--format markdown` ([`render_markdown`]).
+
+mod document;
+mod markdown;
+
+pub use document::{is_kubernetes_plan, Action, ObjectChange, PlanDocument, Summary, FORMAT_VERSION};
+pub use markdown::render_markdown;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -15,6 +26,7 @@ use std::path::{Path, PathBuf};
 use mlops_compiler::emit::kubernetes::Manifest;
 use mlops_compiler::model::Target as TargetConfig;
 use mlops_compiler::spec::SystemSpec;
+use sha2::{Digest, Sha256};
 
 use super::TargetError;
 use crate::fsio;
@@ -27,11 +39,17 @@ pub const DEFAULT_OUT: &str = ".mlops/kubernetes";
 /// The folder a system's manifests are written to: `out` of its kubernetes target (relative to
 /// the configuration directory `root`), else [`DEFAULT_OUT`].
 pub fn out_dir(root: &Path, spec: &SystemSpec) -> PathBuf {
-    let out = match &spec.system.target {
+    root.join(out_setting(spec))
+}
+
+/// The folder as the configuration names it (relative to the configuration directory): `out`
+/// of its kubernetes target, else [`DEFAULT_OUT`]. Saved plans record it, so a plan is applied
+/// only to the folder it was made for, from whichever directory or checkout.
+pub fn out_setting(spec: &SystemSpec) -> &str {
+    match &spec.system.target {
         TargetConfig::Kubernetes { out: Some(o), .. } => o.as_str(),
         _ => DEFAULT_OUT,
-    };
-    root.join(out)
+    }
 }
 
 /// One object's change.
@@ -68,6 +86,8 @@ pub struct ManifestPlan {
     pub changes: Vec<Change>,
     /// Objects already as generated.
     pub unchanged: usize,
+    /// SHA-256 (hex) of the folder's generated files when planned (see [`fingerprint`]).
+    pub fingerprint: String,
 }
 
 impl ManifestPlan {
@@ -113,6 +133,7 @@ pub fn read(dir: &Path) -> Result<BTreeMap<String, String>, TargetError> {
 /// Compares the generated objects with the folder's files.
 pub fn plan(dir: &Path, manifests: &[Manifest]) -> Result<ManifestPlan, TargetError> {
     let mut current = read(dir)?;
+    let fingerprint = fingerprint(&current);
     let mut changes = Vec::new();
     let mut unchanged = 0;
     for m in manifests {
@@ -127,7 +148,50 @@ pub fn plan(dir: &Path, manifests: &[Manifest]) -> Result<ManifestPlan, TargetEr
         changes.push(Change::Remove(Manifest { path, kind, name, content }));
     }
     changes.sort_by(|a, b| a.manifest().path.cmp(&b.manifest().path));
-    Ok(ManifestPlan { dir: dir.to_path_buf(), changes, unchanged })
+    Ok(ManifestPlan { dir: dir.to_path_buf(), changes, unchanged, fingerprint })
+}
+
+/// SHA-256 (hex) of a folder's generated files (file name → text, as [`read`] gives them): of
+/// each file's name and the SHA-256 of its text, in name order. Any edit, addition or removal of
+/// a generated file changes it; files mlops did not write do not count.
+pub fn fingerprint(files: &BTreeMap<String, String>) -> String {
+    let mut hash = Sha256::new();
+    for (name, text) in files {
+        hash.update(format!("{name}\0{}\n", sha256(text)).as_bytes());
+    }
+    hex(&hash.finalize())
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// SHA-256 (hex) of a text.
+pub(crate) fn sha256(text: &str) -> String {
+    hex(&Sha256::digest(text.as_bytes()))
+}
+
+/// The unified line diff of `old` to `new` (hunks with two lines of context, each hunk under its
+/// `@@ -a,b +c,d @@` header; every line ends with a newline).
+pub fn line_diff(old: &str, new: &str) -> String {
+    let mut out = String::new();
+    let diff = similar::TextDiff::from_lines(old, new);
+    for hunk in diff.unified_diff().context_radius(2).iter_hunks() {
+        out.push_str(&format!("{}\n", hunk.header()));
+        for change in hunk.iter_changes() {
+            let sign = match change.tag() {
+                similar::ChangeTag::Delete => '-',
+                similar::ChangeTag::Insert => '+',
+                similar::ChangeTag::Equal => ' ',
+            };
+            out.push(sign);
+            out.push_str(change.value());
+            if change.missing_newline() {
+                out.push('\n');
+            }
+        }
+    }
+    out
 }
 
 /// Kind and name of a generated file (its top-level `kind:` and first `  name:`).
@@ -162,39 +226,27 @@ pub fn write(plan: &ManifestPlan) -> Result<(), TargetError> {
 /// The plan for people: one line per object (`+` add, `~` change, `-` remove) and a line diff
 /// of each changed one.
 pub fn render(plan: &ManifestPlan) -> String {
-    let dir = plan.dir.display();
-    if !plan.has_changes() {
-        return format!("No changes. The manifests in {dir} match the configuration ({} objects).\n", plan.unchanged);
+    render_text(&PlanDocument::new(plan, "", ""), &plan.dir.display().to_string())
+}
+
+/// [`render`] of a plan document (a saved plan, for `mlops show`); `dir` is the folder as shown.
+pub fn render_text(doc: &PlanDocument, dir: &str) -> String {
+    if !doc.has_changes() {
+        return format!(
+            "No changes. The manifests in {dir} match the configuration ({} objects).\n",
+            doc.summary.unchanged
+        );
     }
     let mut out = format!("Kubernetes manifests in {dir}:\n\n");
-    for c in &plan.changes {
-        let m = c.manifest();
-        let sign = match c {
-            Change::Add(_) => '+',
-            Change::Change { .. } => '~',
-            Change::Remove(_) => '-',
-        };
-        out.push_str(&format!("  {sign} {} {} ({})\n", m.kind, m.name, m.path));
-        if let Change::Change { new, old } = c {
-            let diff = similar::TextDiff::from_lines(old.as_str(), new.content.as_str());
-            for hunk in diff.unified_diff().context_radius(2).iter_hunks() {
-                out.push_str(&format!("      {}\n", hunk.header()));
-                for change in hunk.iter_changes() {
-                    let sign = match change.tag() {
-                        similar::ChangeTag::Delete => '-',
-                        similar::ChangeTag::Insert => '+',
-                        similar::ChangeTag::Equal => ' ',
-                    };
-                    out.push_str(&format!("      {sign}{}", change.value()));
-                    if change.missing_newline() {
-                        out.push('\n');
-                    }
-                }
-            }
+    for c in &doc.changes {
+        out.push_str(&format!("  {} {} {} ({})\n", c.action.sign(), c.kind, c.name, c.file));
+        for line in c.diff.as_deref().unwrap_or_default().split_inclusive('\n') {
+            out.push_str("      ");
+            out.push_str(line);
         }
     }
-    let (add, change, remove) = plan.counts();
-    out.push_str(&format!("\nPlan: {add} to add, {change} to change, {remove} to remove.\n"));
+    let s = &doc.summary;
+    out.push_str(&format!("\nPlan: {} to add, {} to change, {} to remove.\n", s.add, s.change, s.remove));
     out
 }
 
@@ -230,5 +282,70 @@ mod tests {
         assert!(!out.join("b.yaml").exists());
         assert!(out.join("mine.yaml").exists());
         assert!(render(&plan(&out, &[a2]).unwrap()).starts_with("No changes."));
+    }
+
+    #[test]
+    fn the_document_round_trips_and_renders() {
+        let dir = tempfile::tempdir().unwrap();
+        let out = dir.path().join("out");
+        let a = m("a.yaml", &format!("{MARKER}\nkind: ConfigMap\nmetadata:\n  name: \"a\"\n"));
+        let b = m("b.yaml", &format!("{MARKER}\nkind: ConfigMap\nmetadata:\n  name: \"b\"\n"));
+        write(&plan(&out, &[a.clone(), b.clone()]).unwrap()).unwrap();
+        let a2 = m("a.yaml", &format!("{MARKER}\nkind: ConfigMap\nmetadata:\n  name: \"a\"\ndata: {{}}\n"));
+        let c = m("c.yaml", &format!("{MARKER}\nkind: ConfigMap\nmetadata:\n  name: \"c\"\n"));
+        let p = plan(&out, &[a2.clone(), c.clone()]).unwrap();
+        let doc = PlanDocument::new(&p, "sys", "out");
+        let json = doc.to_json().unwrap();
+        let v: serde_json::Value = serde_json::from_str(&json).unwrap();
+        assert_eq!(v["format_version"], 1);
+        assert_eq!(v["target"], "kubernetes");
+        assert_eq!(v["summary"], serde_json::json!({"add": 1, "change": 1, "remove": 1, "unchanged": 0}));
+        let actions: Vec<(&str, &str)> = v["changes"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|c| (c["action"].as_str().unwrap(), c["file"].as_str().unwrap()))
+            .collect();
+        assert_eq!(actions, [("change", "a.yaml"), ("remove", "b.yaml"), ("add", "c.yaml")]);
+        assert!(v["changes"][0]["diff"].as_str().unwrap().contains("\n+data: {}\n"), "{json}");
+        assert_eq!(PlanDocument::from_json(&json).unwrap(), doc);
+        // The text rendering of the document is the plan's.
+        assert_eq!(render_text(&doc, &out.display().to_string()), render(&p));
+
+        let md = render_markdown(&doc, "out");
+        assert!(md.contains("**Plan: 1 to add, 1 to change, 1 to remove.**"), "{md}");
+        assert!(md.contains("| `~` | change | ConfigMap | `a` | `a.yaml` |"), "{md}");
+        assert!(md.contains("<details><summary><code>~</code> ConfigMap <code>a</code></summary>"), "{md}");
+        assert!(md.contains("```diff\n@@ "), "{md}");
+        assert!(md.contains("\n+data: {}\n```\n"), "{md}");
+
+        // Applied from the document: exactly its files, then nothing left to do.
+        let saved = PlanDocument::from_json(&json).unwrap();
+        write(&saved.to_plan(&out).unwrap()).unwrap();
+        assert!(!plan(&out, &[a2.clone(), c.clone()]).unwrap().has_changes());
+        // Applied again, the folder has moved: refused.
+        let e = saved.to_plan(&out).unwrap_err().to_string();
+        assert!(e.contains("the manifest folder changed since this plan was made"), "{e}");
+        assert!(e.contains("run `mlops plan` again"), "{e}");
+    }
+
+    #[test]
+    fn broken_or_foreign_documents_are_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let a = m("a.yaml", &format!("{MARKER}\nkind: ConfigMap\nmetadata:\n  name: \"a\"\n"));
+        let doc = PlanDocument::new(&plan(&dir.path().join("out"), &[a]).unwrap(), "sys", "out");
+        let json = doc.to_json().unwrap();
+        assert!(is_kubernetes_plan(&json));
+        let refused = |text: &str| PlanDocument::from_json(text).unwrap_err().to_string();
+        assert!(refused(&json[..json.len() / 2]).starts_with("invalid plan file: "));
+        assert!(!is_kubernetes_plan(&json[..json.len() / 2]));
+        assert!(refused("{\"format_version\": 1}").contains("not a plan of the kubernetes target"));
+        assert!(refused(&json.replace("\"format_version\": 1", "\"format_version\": 9"))
+            .contains("plan format version 9 is not supported"));
+        assert!(refused(&json.replace("\"a.yaml\"", "\"../a.yaml\"")).contains("is not a manifest file name"));
+        assert!(
+            refused(&json.replace("name: \\\"a\\\"", "name: \\\"z\\\"")).contains("does not match its after_sha256")
+        );
+        assert!(refused(&json.replace("\"add\": 1", "\"add\": 2")).contains("summary does not match"));
     }
 }
