@@ -193,7 +193,7 @@ impl Mirror {
             }
         }
         builder = builder.with_region(region);
-        // A store that does not answer fails within seconds, not after the default three minutes.
+        // A store that does not answer fails within half a minute, not after the default three.
         let retry = RetryConfig { max_retries: 10, retry_timeout: Duration::from_secs(30), ..Default::default() };
         let store = builder
             .with_retry(retry)
