@@ -94,7 +94,12 @@ fn train(p: &Pod) -> String {
 /// The serving Deployment's command, on `port`, polling the registry every 250 ms and keeping
 /// on serving 1 s after SIGTERM.
 fn start_agent(p: &Pod, pod_name: &str, port: u16) -> Running {
-    Running::spawn(in_pod(p, pod_name).args(["agent", "--spec"]).arg(&p.spec).args([
+    start_agent_in(&mut in_pod(p, pod_name), p, port)
+}
+
+/// [`start_agent`] with a pod's command line of one's own.
+fn start_agent_in(pod: &mut std::process::Command, p: &Pod, port: u16) -> Running {
+    Running::spawn(pod.args(["agent", "--spec"]).arg(&p.spec).args([
         "--endpoint",
         ENDPOINT,
         "--address",
@@ -734,16 +739,7 @@ fn pods_without_a_shared_volume_meet_in_the_object_store() {
     s3.create_bucket("fraud-models");
     let p = object_store_pod("pod-s3", "s3://fraud-models/prod");
     let port = free_port();
-    let agent = Running::spawn(in_pod_with_store(&p, "api-0", &s3).args(["agent", "--spec"]).arg(&p.spec).args([
-        "--endpoint",
-        ENDPOINT,
-        "--address",
-        &format!("127.0.0.1:{port}"),
-        "--poll-interval",
-        "250ms",
-        "--shutdown-delay",
-        "1s",
-    ]));
+    let agent = start_agent_in(&mut in_pod_with_store(&p, "api-0", &s3), &p, port);
     wait_ready(port, 503, &agent, 30);
 
     // Two training Jobs at once, each on its own empty directory: the registry's lock in the

@@ -132,6 +132,9 @@ struct Seen {
 /// A local file's size and modification time.
 type Stat = (u64, SystemTime);
 
+/// An object's bytes and ETag.
+type Object = (Vec<u8>, Option<String>);
+
 /// The data directory `local` mirrored to the object store at `url`.
 pub struct Mirror {
     url: String,
@@ -403,6 +406,22 @@ impl Mirror {
         }
     }
 
+    /// The object at `rel` and its ETag; `None` when there is none.
+    fn get(&self, rel: &str) -> Result<Option<Object>, object_store::Error> {
+        let store = self.store.clone();
+        let key = self.key(rel);
+        let got = self.block(async move {
+            let r = store.get(&key).await?;
+            let etag = r.meta.e_tag.clone();
+            Ok::<_, object_store::Error>((r.bytes().await?.to_vec(), etag))
+        });
+        match got {
+            Ok(g) => Ok(Some(g)),
+            Err(object_store::Error::NotFound { .. }) => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+
     fn remember(&self, rel: &str, etag: String, (len, mtime): Stat) {
         self.seen.lock().unwrap_or_else(|p| p.into_inner()).insert(rel.to_string(), Seen { etag, len, mtime });
     }
@@ -428,17 +447,10 @@ impl Mirror {
                     continue;
                 }
             }
-            let store = self.store.clone();
-            let key = self.key(rel);
-            let got = self.block(async move {
-                let r = store.get(&key).await?;
-                let etag = r.meta.e_tag.clone();
-                Ok::<_, object_store::Error>((r.bytes().await?, etag))
-            });
-            let (bytes, got_etag) = match got {
-                Ok(g) => g,
+            let (bytes, got_etag) = match self.get(rel) {
+                Ok(Some(g)) => g,
                 // Deleted since the listing: the next pull sees it gone.
-                Err(object_store::Error::NotFound { .. }) => continue,
+                Ok(None) => continue,
                 Err(e) => return Err(self.store_err("download", rel, e)),
             };
             let path = self.local.join(rel);
@@ -503,16 +515,9 @@ impl Mirror {
                 return Ok(lock);
             }
             // Held: by whom, since when?
-            let store = self.store.clone();
-            let key = self.key(&rel);
-            let current = self.block(async move {
-                let r = store.get(&key).await?;
-                let etag = r.meta.e_tag.clone();
-                Ok::<_, object_store::Error>((r.bytes().await?, etag))
-            });
-            let (bytes, etag) = match current {
-                Ok(c) => c,
-                Err(object_store::Error::NotFound { .. }) => continue,
+            let (bytes, etag) = match self.get(&rel) {
+                Ok(Some(c)) => c,
+                Ok(None) => continue,
                 Err(e) => return Err(self.store_err("read the lock", &rel, e)),
             };
             let held: serde_json::Value = serde_json::from_slice(&bytes).unwrap_or_default();
