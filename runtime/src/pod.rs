@@ -114,7 +114,8 @@ fn path_safe(name: &str) -> String {
 pub enum Role {
     /// `mlops agent --endpoint`: follows the registry and rollouts, looks up the online store.
     Serving,
-    /// `mlops controller`: reads every pod's prediction logs, feedback and counters.
+    /// `mlops controller`: reads every pod's prediction logs, feedback and counters, and its
+    /// own state, events and rollouts when it starts on a new pod.
     Controller,
     /// `mlops train` / `materialize`: reads the registry and feature store under their locks.
     Job,
@@ -125,7 +126,9 @@ impl Role {
     fn reads(self) -> &'static [&'static str] {
         match self {
             Role::Serving => &["registry", "rollouts", "features/online"],
-            Role::Controller => &[""],
+            // Everything but the feature store, which its retrains pull under its lock: the
+            // offline store grows a part per materialisation, not worth listing every poll.
+            Role::Controller => &["agent", "events", "feedback", "predictions", "registry", "rollouts", "stats"],
             // Pulled when their locks are taken: what it reads is fresh exactly then.
             Role::Job => &[],
         }
