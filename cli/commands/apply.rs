@@ -264,7 +264,7 @@ impl Apply {
                     "{} is a plan for the local target, but this configuration's target is kubernetes: \
                      make one for it with `mlops plan {}--out FILE`",
                     f.display(),
-                    shown_dir(&config.dir)
+                    super::shown_dir(&config.dir)
                 ))
             }
             (_, Some((f, Saved::Kubernetes(_)))) => {
@@ -272,7 +272,7 @@ impl Apply {
                     "{} is a plan for the kubernetes target, but this configuration's target is local: \
                      make one for it with `mlops plan {}--out FILE`",
                     f.display(),
-                    shown_dir(&config.dir)
+                    super::shown_dir(&config.dir)
                 ))
             }
             (_, Some((_, Saved::Local(p)))) => Some(p),
@@ -318,15 +318,6 @@ fn read_saved(f: &Path) -> Result<Saved, String> {
         return manifests::PlanDocument::from_json(&text).map(Saved::Kubernetes).map_err(|e| not_a_plan(&e));
     }
     Plan::from_json(&text).map(Saved::Local).map_err(|e| not_a_plan(&e))
-}
-
-/// The configuration directory as a command line shows it before the next word ("" for ".").
-fn shown_dir(dir: &Path) -> String {
-    if dir == Path::new(".") {
-        String::new()
-    } else {
-        format!("{} ", dir.display())
-    }
 }
 
 /// Destroy everything the state records (never the user's own data).

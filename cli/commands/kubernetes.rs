@@ -137,7 +137,7 @@ pub fn apply_saved(
             doc.system,
             doc.out,
             spec.system.name,
-            if dir == Path::new(".") { String::new() } else { format!("{} ", dir.display()) }
+            super::shown_dir(dir)
         ));
     }
     let backend = state::open(dir, backend).map_err(|e| e.to_string())?;

@@ -199,6 +199,16 @@ pub fn flush_mirror() -> Result<(), String> {
     mlops_runtime::pod::flush_mirror().map_err(|e| e.to_string())
 }
 
+/// The configuration directory as a suggested command line shows it before the next word
+/// ("" for ".").
+pub fn shown_dir(dir: &Path) -> String {
+    if dir == Path::new(".") {
+        String::new()
+    } else {
+        format!("{} ", dir.display())
+    }
+}
+
 /// A path from the environment, when set and not empty.
 pub fn env_path(name: &str) -> Option<PathBuf> {
     std::env::var_os(name).filter(|v| !v.is_empty()).map(PathBuf::from)

@@ -136,8 +136,7 @@ impl PlanCmd {
 
 /// Says where a plan was saved and how to apply it.
 pub(super) fn saved(config_dir: &std::path::Path, out: &std::path::Path) {
-    let dir =
-        if config_dir == std::path::Path::new(".") { String::new() } else { format!("{} ", config_dir.display()) };
+    let dir = super::shown_dir(config_dir);
     eprintln!("Saved the plan to {}; apply it with `mlops apply {dir}{}`.", out.display(), out.display());
 }
 

@@ -143,11 +143,18 @@ impl ClusterRollouts {
         for (file, p) in cluster::proposals(&self.data_dir) {
             let serving: Vec<&String> =
                 self.endpoints.iter().filter(|(_, (job, _))| *job == p.job).map(|(name, _)| name).collect();
-            let busy = serving.iter().any(|name| {
-                cluster::read_rollout(&self.data_dir, name)
-                    .is_some_and(|r| !r.rollout.finished() && r.rollout.candidate != p.version)
-            });
-            if busy {
+            let stepping: Vec<u32> = serving
+                .iter()
+                .filter_map(|name| cluster::read_rollout(&self.data_dir, name))
+                .filter(|r| !r.rollout.finished())
+                .map(|r| r.rollout.candidate)
+                .collect();
+            if stepping.contains(&p.version) {
+                // Already going out (a Job retried): starting again would reset its steps.
+                let _ = std::fs::remove_file(&file);
+                continue;
+            }
+            if !stepping.is_empty() {
                 continue;
             }
             let result = self.registry().and_then(|reg| {
